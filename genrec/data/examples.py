@@ -1,0 +1,154 @@
+"""Slot values for one (user, template) pair from a prepared dataset, and explanation targets.
+
+`example_values()` decides *what* goes into a template's slots — which item is
+the target, the history before it, the candidate list, yes/no negatives, the
+explanation — and `genrec.prompts.render()` decides *how* it is written.
+
+Explanation targets: the user's own review where the data has reviews
+(Amazon format; the feature word is taken from that review). MovieLens has no
+reviews, so the target is built from the item's real metadata and the
+knowledge-graph facts shipped with MovieLens-100K: genres, year, a director,
+writer or cast member shared with a film in the user's history, a
+sequel/prequel link, awards. Every clause is a fact about the item; the
+personal part is which earlier film of *this* user it connects to.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from genrec.data.dataset import PreparedDataset
+from genrec.data.splits import TRAIN
+from genrec.prompts import Template
+
+
+def _fmt_list(xs: list[str]) -> str:
+    if len(xs) <= 1:
+        return "".join(xs)
+    return ", ".join(xs[:-1]) + " and " + xs[-1]
+
+
+def metadata_explanation(ds: PreparedDataset, item: int, history: np.ndarray | list[int]) -> tuple[str, str]:
+    """(explanation, feature word) for `item` from real metadata and KG facts."""
+    rec = ds.items.iloc[item]
+    title = ds.title(item)
+    year = rec["year"]
+    genres = [g for g in str(rec["category"] or "").split("|") if g and g != "unknown"]
+    feature = genres[0].lower() if genres else "story"
+    head = f"{title} ({int(year)})" if year is not None and year == year else title
+    kind = f"{_fmt_list([g.lower() for g in genres])} film" if genres else "film"
+    text = f"{head} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    facts = ds.facts
+    mine = facts[item]
+    clauses = []
+    if mine:
+        hist = [int(h) for h in history][::-1]  # most recent first
+        links = [("directed_by", "from the director of"), ("written_by", "written by the writer of"),
+                 ("actor", "sharing cast with")]
+        for key, phrase in links:
+            mset = set(mine.get(key, []))
+            if not mset:
+                continue
+            hit = next((h for h in hist if h != item and facts[h] and mset & set(facts[h].get(key, []))),
+                       None)
+            if hit is not None:
+                clauses.append(f"{phrase} {ds.title(hit)}")
+                break
+        for key, phrase in (("sequel", "the sequel to"), ("prequel", "the prequel to")):
+            # facts store: this film's `sequel` is the film that follows it
+            rel = "prequel" if key == "sequel" else "sequel"
+            for raw in mine.get(rel, []):
+                j = ds.item_by_raw.get(raw)
+                if j is not None:
+                    clauses.append(f"{phrase} {ds.title(int(j))}")
+                    break
+        if mine.get("awards_won"):
+            n = mine["awards_won"]
+            clauses.append(f"winner of {n} award{'s' if n > 1 else ''}")
+        elif mine.get("award_nominations"):
+            n = mine["award_nominations"]
+            clauses.append(f"nominated for {n} award{'s' if n > 1 else ''}")
+    if clauses:
+        text += ", " + _fmt_list(clauses)
+    return text + ".", feature
+
+
+def explanation_for(ds: PreparedDataset, user: int, position: int) -> tuple[str, str, float]:
+    """(explanation, feature, rating) for the user's interaction at `position`."""
+    b = ds._bounds
+    row = ds.interactions.iloc[b[user] + position]
+    rating = float(row["rating"]) if row["rating"] == row["rating"] else 5.0
+    review = row["review"]
+    if isinstance(review, str) and review.strip():
+        feature = row["feature"] if isinstance(row["feature"], str) else ""
+        return review.strip(), feature, rating
+    text, feature = metadata_explanation(ds, int(row["item"]), ds.sequence(user)[:position])
+    return text, feature, rating
+
+
+def _sample_unseen(ds: PreparedDataset, user: int, n: int, rng: np.random.Generator) -> list[int]:
+    seen = set(int(x) for x in ds.sequence(user))
+    out: list[int] = []
+    while len(out) < n and len(seen) + len(out) < ds.n_items:
+        c = int(rng.integers(ds.n_items))
+        if c not in seen and c not in out:
+            out.append(c)
+    return out
+
+
+def example_values(
+    ds: PreparedDataset,
+    template: Template,
+    user: int,
+    split: str,
+    rng: np.random.Generator,
+    max_history: int = 20,
+    n_candidates: int | None = None,
+    position: int | None = None,
+) -> dict | None:
+    """Slot values for `template` and `user`, or None if the user has no usable target.
+
+    split=train: the target is a training interaction at `position` (random if None,
+    at least 1 so a history exists); valid/test: the held-out item. `n_candidates`
+    caps the candidate list (default: the dataset's full list for valid/test).
+    """
+    seq = ds.sequence(user)
+    if split == TRAIN:
+        n_train = len(seq) - 2 if len(seq) >= 3 else len(seq)
+        if n_train < 2:
+            return None
+        pos = int(rng.integers(1, n_train)) if position is None else position
+    else:
+        if len(seq) < 3:
+            return None
+        pos = len(seq) - (1 if split == "test" else 2)
+    item = int(seq[pos])
+    history = seq[max(0, pos - max_history):pos]
+    v: dict = {"user": ds.user_ids[user], "history": [int(h) for h in history], "item": item,
+               "title": ds.title(item), "n": 0}
+    rec = ds.items.iloc[item]
+    v["category"] = str(rec["category"] or "").replace("|", ", ")
+    v["year"] = str(int(rec["year"])) if rec["year"] is not None and rec["year"] == rec["year"] else ""
+    if template.answer == "yes_no":
+        if rng.random() < 0.5:
+            v["answer"] = "yes"
+        else:
+            neg = _sample_unseen(ds, user, 1, rng)
+            if neg:
+                v["item"] = neg[0]
+                v["title"] = ds.title(neg[0])
+            v["answer"] = "no" if neg else "yes"
+    if "candidates" in template.slots or "candidates_images" in template.slots:
+        if split == TRAIN:
+            n = (n_candidates or 20) - 1
+            cands = [item] + _sample_unseen(ds, user, n, rng)
+        else:
+            cands = ds.candidates(user, split)
+            if n_candidates:
+                cands = cands[:n_candidates]
+        order = rng.permutation(len(cands))
+        v["candidates"] = [cands[i] for i in order]
+        v["n"] = len(cands)
+    if template.answer == "text" or {"feature", "rating", "explanation"} & template.slots:
+        text, feature, rating = explanation_for(ds, user, pos)
+        v["explanation"], v["feature"], v["rating"] = text, feature or "it", f"{rating:g}"
+    return v

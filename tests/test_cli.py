@@ -1,0 +1,69 @@
+import subprocess
+import sys
+
+import pytest
+
+from genrec.cli import build_parser, main
+
+
+def test_every_verb_has_help(capsys):
+    parser = build_parser()
+    verbs = parser._subparsers._group_actions[0].choices
+    for name in verbs:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0
+        assert "usage: genrec " + name in capsys.readouterr().out
+
+
+def test_prepare_and_inspect(tmp_path, data_dir, capsys):
+    out = tmp_path / "ds"
+    args = ["prepare", "--source", "amazon", "--path", str(data_dir / "amazon/reviews.json"),
+            "--items-path", str(data_dir / "amazon/meta.json"), "--k-core", "1",
+            "--n-candidates", "3", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    assert "2 users, 3 items, 4 interactions" in capsys.readouterr().out
+    assert main(["inspect", "--data", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "[sequential]" in text and "[explanation]" in text and "reviews: yes" in text
+    # existing output is kept without --overwrite
+    assert main(args) == 2
+    assert "already exists (pass --overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "table", "--path", "{tmp}/none.csv"], "none.csv: no such file"),
+    (["--source", "amazon", "--path", "{data}/table/items.csv"], "items.csv:1: not valid JSON"),
+    (["--source", "movielens-raw", "--path", "{data}/ml100k_raw"], "no interactions left after 5-core"),
+    (["--source", "tabel", "--path", "x"], "data.source = 'tabel' is not allowed"),
+    (["--k-core", "lots"], "data.k_core must be an integer"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, data_dir, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data_dir)) for a in args]
+    out = tmp_path / "out"
+    assert main(["prepare", "--quiet", "--out", str(out)] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_prepare_with_config_file_and_override(tmp_path, data_dir, capsys):
+    (tmp_path / "r.yaml").write_text(
+        f"data:\n  source: movielens-raw\n  path: {data_dir / 'ml100k_raw'}\n  k_core: 5\n")
+    assert main(["prepare", "--quiet", "--config", str(tmp_path / "r.yaml"), "--k-core", "1",
+                 "--n-candidates", "2", "--out", str(tmp_path / "d")]) == 0
+    assert "2 users, 4 items, 6 interactions" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "genrec", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "prepare" in r.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_runs_on_the_bundled_default(tmp_path, capsys):
+    pytest.importorskip("recbole")
+    assert main(["quickstart", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "943 users, 1,682 items, 100,000 interactions" in out

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from genrec.prompts import FAMILIES, IMAGE_TOKEN, Template, TemplateError, load_family, load_templates, render
+
+
+def test_bundled_families_have_enough_seen_and_unseen_templates():
+    fams = load_templates()
+    assert set(fams) == set(FAMILIES)
+    for fam, ts in fams.items():
+        assert sum(t.seen for t in ts) >= 8, fam
+        assert sum(not t.seen for t in ts) >= 1, fam
+
+
+def test_every_bundled_template_renders_on_real_data(ml100k):
+    from genrec.data.examples import example_values
+
+    rng = np.random.default_rng(0)
+    images = set(range(0, ml100k.n_items, 3))
+    for fam, ts in load_templates().items():
+        for t in ts:
+            for split in ("train", "valid", "test"):
+                v = example_values(ml100k, t, 7, split, rng, max_history=6, n_candidates=10)
+                out = render(t, v, lambda i: ml100k.item_ids[i], images, k=2)
+                assert "{" not in out.source and out.target
+                assert out.source.count(IMAGE_TOKEN) == 2 * len(out.image_items)
+                assert all(i in images for i in out.image_items)
+                if t.answer == "item":
+                    assert out.target in ml100k.item_by_id
+                if t.answer == "yes_no":
+                    assert out.target in ("yes", "no")
+
+
+def test_render_places_image_slots_in_order_and_only_for_items_with_images():
+    t = Template("t", "sequential", True, "item", "u{user}: {history_images} -> {item_image}?", "{item}")
+    out = render(t, {"user": "7", "history": [3, 4, 5], "item": 9},
+                 lambda i: f"#{i}", image_items={5, 3, 9}, k=2, image_token="<I>")
+    assert out.source == "u7: #3 <I><I>, #4, #5 <I><I> -> #9 <I><I>?"
+    assert out.image_items == (3, 5, 9)
+    assert out.target == "#9"
+    # no images in the dataset: no slots at all
+    assert render(t, {"user": "7", "history": [3], "item": 9}, str, None).source == "u7: 3 -> 9?"
+
+
+def test_yes_no_negative_is_an_unseen_item(ml100k):
+    from genrec.data.examples import example_values
+
+    t = next(t for t in load_templates()["direct"] if t.answer == "yes_no")
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        v = example_values(ml100k, t, 3, "test", rng)
+        seen = set(ml100k.sequence(3).tolist())
+        assert (v["item"] in seen) == (v["answer"] == "yes")
+
+
+def test_test_candidates_hold_the_target_and_99_negatives(ml100k):
+    from genrec.data.examples import example_values
+
+    t = next(t for t in load_templates()["direct"] if t.answer == "item")
+    v = example_values(ml100k, t, 11, "test", np.random.default_rng(0))
+    assert len(v["candidates"]) == 100 and v["item"] in v["candidates"]
+    assert v["item"] == ml100k.target(11, "test")
+    assert len(set(v["candidates"]) & set(ml100k.sequence(11).tolist())) == 1
+
+
+def test_movielens_explanation_uses_real_facts(ml100k):
+    from genrec.data.examples import metadata_explanation
+
+    toy = int(ml100k.items.index[ml100k.items["title"] == "Toy Story"][0])
+    text, feature = metadata_explanation(ml100k, toy, [])
+    assert text.startswith("Toy Story (1995) is an animation, children's and comedy film")
+    assert feature == "animation"
+    assert "award" in text  # Toy Story won 3 awards in the KG
+
+
+@pytest.mark.parametrize("body, message", [
+    ("family: direct\ntemplates:\n  - {id: a, answer: item, input: 'x {bogus}', target: '{item}'}\n",
+     r"unknown slot '\{bogus\}'"),
+    ("family: direct\ntemplates:\n  - {id: a, answer: item, input: 'x {item}'}\n", "missing 'target'"),
+    ("family: direct\ntemplates:\n  - {id: a, answer: maybe, input: 'x', target: 'y'}\n", "answer 'maybe'"),
+    ("family: direct\ntemplates:\n  - {id: a, answer: text, input: 'x', target: '{item_image}'}\n",
+     "image slot in its target"),
+    ("family: direct\ntemplates:\n  - {id: a, answer: text, input: 'x', target: 'y'}\n"
+     "  - {id: a, answer: text, input: 'x', target: 'y'}\n", "duplicate template id"),
+    ("family: nope\ntemplates: []\n", "family 'nope'"),
+    ("family: direct\ntemplates: [\n", "not valid YAML"),
+])
+def test_bad_template_files(tmp_path, body, message):
+    p = tmp_path / "direct.yaml"
+    p.write_text(body)
+    with pytest.raises(TemplateError, match=message) as e:
+        load_family(p)
+    assert str(p) in str(e.value)
