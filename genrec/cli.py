@@ -190,7 +190,109 @@ def cmd_quickstart(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- features
+def _features_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data_pos", nargs="?", metavar="DATA", help="prepared dataset directory")
+    p.add_argument("--data", help="prepared dataset directory (same as DATA)")
+    p.add_argument("--clip-model", default="ViT-B-32", help="open_clip architecture (default ViT-B-32)")
+    p.add_argument("--clip-pretrained", default="openai",
+                   help="open_clip pretrained tag, a local checkpoint file, or 'none' for RANDOM weights "
+                        "(testing only; no pretrained CLIP is available offline)")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", help="cache file (default <data>/features/<model>-<pretrained>.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild an existing cache")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _need_data(ns: argparse.Namespace) -> str:
+    d = getattr(ns, "data_pos", None) or ns.data
+    if not d:
+        raise ValueError("no dataset given: pass DATA or --data DIR (a `genrec prepare` output)")
+    return d
+
+
+@verb("features", "encode every item image once with a frozen CLIP model (cached, resumable)", _features_args)
+def cmd_features(ns: argparse.Namespace) -> int:
+    from genrec.data.dataset import PreparedDataset
+    from genrec.vision import default_path, extract_features
+
+    data = _need_data(ns)
+    ds = PreparedDataset.load(data)
+    if ns.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    paths = [p if isinstance(p, str) and p else None for p in ds.items["image"]]
+    out = Path(ns.out) if ns.out else default_path(data, ns.clip_model, ns.clip_pretrained)
+    t0 = time.perf_counter()
+    feats, rep = extract_features(paths, out, ns.clip_model, ns.clip_pretrained, ns.device, ns.batch_size,
+                                  overwrite=ns.overwrite, progress=not ns.quiet)
+    if rep["cache_hit"]:
+        print(f"cache hit: {out} matches {ns.clip_model}/{ns.clip_pretrained} and the current images "
+              f"({int(feats.mask.sum()):,} items with features) in {time.perf_counter() - t0:.2f} s")
+        return 0
+    for i, why in rep["failed"][:5]:
+        print(f"  no features for item {ds.item_ids[i]}: {why}", file=sys.stderr)
+    missing = sum(1 for _, why in rep["failed"] if why.endswith("FileNotFoundError"))
+    print(f"features -> {out}: {rep['encoded']:,} images encoded, {rep['masked']:,} items masked "
+          f"({rep['no_image']:,} without an image, {missing:,} missing, {len(rep['failed']) - missing:,} unreadable) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------- info
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe_pos", nargs="?", metavar="RECIPE", help="recipe YAML (adapters/*.yaml)")
+    p.add_argument("--recipe", help="recipe YAML (same as RECIPE)")
+
+
+def parse_overrides(rest: list[str]) -> dict:
+    """`--section.key value` / `--section.key=value` pairs → {"section.key": value}."""
+    from genrec.config import parse_override
+
+    out, i = {}, 0
+    while i < len(rest):
+        a = rest[i]
+        if not a.startswith("--") or "." not in a:
+            raise ValueError(f"unexpected argument {a!r} (overrides look like --train.steps 50)")
+        key, eq, val = a[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(rest):
+                raise ValueError(f"override {a} needs a value")
+            val = rest[i + 1]
+            i += 1
+        out[key.replace("-", "_")] = parse_override(val)
+        i += 1
+    return out
+
+
+def _load_recipe(ns: argparse.Namespace):
+    from genrec.config import load_recipe
+
+    path = getattr(ns, "recipe_pos", None) or ns.recipe
+    if not path:
+        raise ValueError("no recipe given: pass RECIPE or --recipe adapters/<name>.yaml")
+    return load_recipe(path, parse_overrides(getattr(ns, "overrides", [])))
+
+
+@verb("info", "print a recipe's trainable vs total parameters (no weights needed)", _recipe_args)
+def cmd_info(ns: argparse.Namespace) -> int:
+    from genrec.modeling.model import model_info
+
+    r = _load_recipe(ns)
+    info = model_info(r)
+    print(f"recipe    {r.name}: {r.description}")
+    print(f"backbone  {info['backbone']} ({info['kind']}), adapter {r.adapter.type}, "
+          f"k = {r.model.visual_tokens} visual tokens from {r.model.clip_model}")
+    for k, v in info["groups"].items():
+        print(f"  {k:<20} {v:>13,}")
+    print(f"trainable {info['trainable']:,} of {info['total']:,} parameters ({info['percent']:.2f} %)")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
+RECIPE_VERBS = {"info", "train"}  # verbs that take --section.key value overrides
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genrec", description="Multimodal generative recommendation "
                                      "with adapter-tuned language models.")
@@ -202,7 +304,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides: list[str] = []
+    if argv and argv[0] in RECIPE_VERBS:  # pull out --section.key value pairs before argparse
+        keep, i = [], 0
+        while i < len(argv):
+            a = argv[i]
+            if a.startswith("--") and "." in a.split("=", 1)[0]:
+                overrides.append(a)
+                if "=" not in a and i + 1 < len(argv):
+                    overrides.append(argv[i + 1])
+                    i += 1
+            else:
+                keep.append(a)
+            i += 1
+        argv = keep
     ns = parser.parse_args(argv)
+    ns.overrides = overrides
     if not ns.verb:
         parser.print_help()
         return 2

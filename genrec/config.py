@@ -110,21 +110,22 @@ def from_dict(cls: type, data: dict | None, section: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
+    dot = f"{section}." if section else ""
     if unknown:
-        raise ConfigError(
-            f"unknown key '{section}.{unknown[0]}' (allowed: {', '.join(sorted(fields))})"
-        )
+        raise ConfigError(f"unknown key '{dot}{unknown[0]}' (allowed: {', '.join(sorted(fields))})")
     kwargs = {}
     for name, value in data.items():
         f = fields[name]
-        if dataclasses.is_dataclass(hints[name]) and isinstance(value, dict):
-            value = from_dict(hints[name], value, f"{section}.{name}")
+        if dataclasses.is_dataclass(hints[name]):
+            if not isinstance(value, (dict, type(None))):
+                raise ConfigError(f"{section}.{name} must be a mapping, got {value!r}")
+            value = from_dict(hints[name], value, f"{dot}{name}")
         else:
-            value = _check_type(section, name, value, hints[name])
+            value = _check_type(section or "recipe", name, value, hints[name])
         allowed = f.metadata.get("choices")
         if allowed and value not in allowed:
             raise ConfigError(
-                f"{section}.{name} = {value!r} is not allowed (allowed: {', '.join(allowed)})"
+                f"{dot}{name} = {value!r} is not allowed (allowed: {', '.join(allowed)})"
             )
         kwargs[name] = value
     return cls(**kwargs)
@@ -165,3 +166,106 @@ def parse_override(text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+
+
+BACKBONE_DTYPES = ("float32", "bfloat16", "float16")
+QUANTIZE = ("none", "4bit", "8bit")
+ADAPTER_TYPES = ("lora", "bottleneck", "none")
+TASK_FAMILIES = ("sequential", "direct", "explanation")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The frozen backbone, the frozen CLIP encoder and the trainable visual projector."""
+
+    backbone: str = _f("smollm2-135m", "registry name, hub name or local directory of the language model")
+    dtype: str = _f("float32", "backbone weights dtype", BACKBONE_DTYPES)
+    quantize: str = _f("none", "bitsandbytes k-bit backbone (CUDA only)", QUANTIZE)
+    visual_tokens: int = _f(2, "k: visual tokens per item image (VIP5: 2)")
+    clip_model: str = _f("ViT-B-32", "open_clip architecture (or a genrec registry name)")
+    clip_pretrained: str = _f("openai", "open_clip pretrained tag, a local checkpoint file, or 'none' (random: testing only)")
+    max_length: int = _f(256, "longest prompt in tokens (longer ones are truncated from the left)")
+
+    def __post_init__(self) -> None:
+        if self.visual_tokens < 1:
+            raise ConfigError(f"model.visual_tokens must be >= 1, got {self.visual_tokens}")
+        if self.max_length < 8:
+            raise ConfigError(f"model.max_length must be >= 8, got {self.max_length}")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """What trains inside the frozen backbone: LoRA (peft) or VIP5-style bottleneck adapters."""
+
+    type: str = _f("lora", "adapter kind", ADAPTER_TYPES)
+    r: int = _f(8, "LoRA rank")
+    alpha: int = _f(16, "LoRA alpha")
+    dropout: float = _f(0.0, "LoRA dropout")
+    targets: tuple[str, ...] | None = _f(None, "LoRA target modules (default: the backbone registry's)")
+    reduction: int = _f(8, "bottleneck: hidden size / adapter size")
+    per_task: bool = _f(False, "bottleneck: one adapter set per task family instead of shared")
+    train_layer_norms: bool = _f(False, "also train the backbone's layer norms (VIP5 does)")
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.reduction < 1:
+            raise ConfigError("adapter.r and adapter.reduction must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"adapter.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training schedule and task mixture (the loop itself lives in genrec.train)."""
+
+    steps: int = _f(200, "optimizer steps")
+    batch_size: int = _f(4, "examples per step per process (before accumulation)")
+    grad_accum: int = _f(1, "gradient accumulation steps")
+    lr: float = _f(1e-3, "peak learning rate")
+    warmup: float = _f(0.05, "warmup fraction of steps")
+    weight_decay: float = _f(0.0, "AdamW weight decay")
+    max_grad_norm: float = _f(1.0, "gradient clipping")
+    max_history: int = _f(10, "history items per prompt")
+    mixture: dict | None = _f(None, "task family -> sampling weight (default: equal)")
+    eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
+    eval_users: int = _f(200, "validation users")
+    seed: int = _f(0, "training seed")
+    precision: str = _f("auto", "mixed precision", ("auto", "no", "bf16", "fp16"))
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError("train.steps, train.batch_size and train.grad_accum must be >= 1")
+        for fam, w in (self.mixture or {}).items():
+            if fam not in TASK_FAMILIES:
+                raise ConfigError(f"train.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")
+            if not isinstance(w, (int, float)) or w < 0:
+                raise ConfigError(f"train.mixture.{fam} must be a number >= 0, got {w!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole recipe file: adapters/<name>.yaml."""
+
+    name: str = "recipe"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Read a recipe YAML and apply `section.key` overrides, validating everything."""
+    data = load_yaml(path)
+    data.setdefault("name", Path(path).stem)
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            data[section] = value
+            continue
+        if section not in ("data", "model", "adapter", "train"):
+            raise ConfigError(f"unknown override '{dotted}' (sections: data, model, adapter, train)")
+        data.setdefault(section, {})[key] = value
+    try:
+        return from_dict(Recipe, data, "")
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

@@ -421,7 +421,7 @@ def load_table(cfg: DataConfig) -> RawData:
             if p and str(p).strip():
                 q = Path(str(p))
                 q = q if q.is_absolute() else ipath.parent / q
-                img.append(str(q.resolve()) if q.exists() else None)
+                img.append(str(q.resolve()))  # a missing file is reported by `genrec features`
             else:
                 img.append(_find_image(images, item))
         items = _items_frame({"item": it["item"], "title": it["title"],

