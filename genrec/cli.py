@@ -289,6 +289,112 @@ def cmd_info(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- train
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _recipe_args(p)
+    p.add_argument("--data", required=True, help="prepared dataset directory (`genrec prepare`)")
+    p.add_argument("--out", required=True, help="run directory: last/ and best/ checkpoints")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--features", help="CLIP feature cache (default: the dataset's for the recipe's encoder)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true")
+
+
+@verb("train", "fine-tune a recipe's adapters on a prepared dataset (runs under `accelerate launch` too)",
+      _train_args)
+def cmd_train(ns: argparse.Namespace) -> int:
+    import torch
+
+    from genrec.train import train
+
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    recipe = _load_recipe(ns)
+    s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet)
+    best = f"best valid HR@10 {s['best_valid_hr10']:.4f} at step {s['best_step']}" if s["best_step"] else "no validation"
+    print(f"trained {recipe.name}: {s['steps']} steps ({s['examples']:,} examples, {s['examples_per_s']} ex/s, "
+          f"{s['seconds']} s), final loss {s['final_loss']:.4f}, {best} -> {ns.out}/best, {ns.out}/last")
+    return 0
+
+
+# ---------------------------------------------------------------- evaluate
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT", help="checkpoint directory")
+    p.add_argument("--checkpoint", help="checkpoint directory (same as CHECKPOINT)")
+    p.add_argument("--data", help="prepared dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default="test", choices=["test", "valid"])
+    p.add_argument("--users", type=int, default=None, help="evaluate a fixed random subset of N users")
+    p.add_argument("--families", default="sequential,direct,explanation")
+    p.add_argument("--templates", default="first", choices=["first", "seen", "unseen", "all"],
+                   help="first = one seen and one unseen template per family")
+    p.add_argument("--max-history", type=int, default=None, help="history items per prompt (default: recipe's)")
+    p.add_argument("--keep-history", action="store_true", help="do not exclude the user's earlier items from rankings")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--num-beams", type=int, default=None, help="text IDs: beams (default 10)")
+    p.add_argument("--out", help="write results JSON here (and a .md table beside it)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+
+
+def load_checkpoint(ckpt: str, data: str | None, device: str | None = None):
+    """(model, dataset, features) for a checkpoint, checked against the dataset."""
+    import yaml
+
+    from genrec.data.dataset import PreparedDataset
+    from genrec.modeling.model import GenRecModel
+    from genrec.train import check_dataset, image_features
+
+    ck = Path(ckpt)
+    if not (ck / "config.yaml").is_file():
+        raise ValueError(f"{ck}: not a genrec checkpoint (no config.yaml)")
+    cfg = yaml.safe_load((ck / "config.yaml").read_text()) or {}
+    data = data or cfg.get("data_dir")
+    if not data:
+        raise ValueError(f"{ck}: the checkpoint does not name its dataset; pass --data DIR")
+    ds = PreparedDataset.load(data)
+    check_dataset(ck, ds)
+    model = GenRecModel.from_pretrained(ck, device=device)
+    return model, ds, image_features(model.recipe, ds, Path(data))
+
+
+@verb("evaluate", "HR/NDCG (sequential, direct) and BLEU/ROUGE (explanation) of a checkpoint", _evaluate_args)
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from genrec.atomic import atomic_write_text
+    from genrec.evaluate import evaluate, results_table
+
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    ck = getattr(ns, "checkpoint_pos", None) or ns.checkpoint
+    if not ck:
+        raise ValueError("no checkpoint given: pass CHECKPOINT or --checkpoint DIR")
+    fams = tuple(f.strip() for f in ns.families.split(",") if f.strip())
+    bad = [f for f in fams if f not in ("sequential", "direct", "explanation")]
+    if bad:
+        raise ValueError(f"unknown family {bad[0]!r} (allowed: sequential, direct, explanation)")
+    if ns.users is not None and ns.users < 1:
+        raise ValueError("--users must be >= 1")
+    model, ds, feats = load_checkpoint(ck, ns.data, ns.device)
+    t0 = time.perf_counter()
+    res = evaluate(model, ds, feats, ns.split, ns.users, fams, ns.templates,
+                   ns.max_history or model.recipe.train.max_history, not ns.keep_history, ns.batch_size,
+                   ns.num_beams, progress=not ns.quiet)
+    res["seconds"] = round(time.perf_counter() - t0, 1)
+    res["users_per_s"] = round(res["users"] * len(fams) / max(res["seconds"], 1e-9), 3)
+    res["checkpoint"] = str(ck)
+    table = results_table(res)
+    print(table)
+    print(f"evaluated {res['users']} users in {res['seconds']} s")
+    if ns.out:
+        atomic_write_text(ns.out, json.dumps(res, indent=2) + "\n")
+        atomic_write_text(Path(ns.out).with_suffix(".md"), table)
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 RECIPE_VERBS = {"info", "train"}  # verbs that take --section.key value overrides
 
@@ -304,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()  # keep the CLI's own output readable; errors still show
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides: list[str] = []
     if argv and argv[0] in RECIPE_VERBS:  # pull out --section.key value pairs before argparse

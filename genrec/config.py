@@ -185,6 +185,8 @@ class ModelConfig:
     clip_model: str = _f("ViT-B-32", "open_clip architecture (or a genrec registry name)")
     clip_pretrained: str = _f("openai", "open_clip pretrained tag, a local checkpoint file, or 'none' (random: testing only)")
     max_length: int = _f(256, "longest prompt in tokens (longer ones are truncated from the left)")
+    item_tokens: str = _f("text", "how items are written: text IDs as sub-words (P5/VIP5) or one atomic "
+                          "token per item (single-pass full ranking)", ("text", "atomic"))
 
     def __post_init__(self) -> None:
         if self.visual_tokens < 1:
@@ -225,6 +227,7 @@ class TrainConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping")
     max_history: int = _f(10, "history items per prompt")
+    candidates: int = _f(20, "direct task: candidates per training prompt (evaluation uses the dataset's list)")
     mixture: dict | None = _f(None, "task family -> sampling weight (default: equal)")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")

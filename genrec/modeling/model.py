@@ -25,11 +25,13 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers.utils import ModelOutput
 
 from genrec.atomic import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
 from genrec.modeling.backbone import Backbone, load_backbone
+from genrec.modeling.items import ItemCodec, add_atomic_tokens, title_init
 from genrec.modeling.projector import VisualProjector, splice
 from genrec.prompts import IMAGE_TOKEN
 from genrec.vision import clip_dim
@@ -42,7 +44,8 @@ class CheckpointError(ValueError):
 
 
 class GenRecModel(nn.Module):
-    def __init__(self, recipe: Recipe, backbone: Backbone | None = None):
+    def __init__(self, recipe: Recipe, backbone: Backbone | None = None, item_ids: list[str] | None = None,
+                 titles: list[str] | None = None):
         super().__init__()
         self.recipe = recipe
         bb = backbone or load_backbone(recipe.model.backbone, recipe.model.dtype, recipe.model.quantize)
@@ -74,7 +77,28 @@ class GenRecModel(nn.Module):
         elif a.type == "lora":
             model = add_lora(model, bb.lora_targets, a)
         self.backbone = model
+        self.item_emb: nn.Embedding | None = None
+        self.codec: ItemCodec | None = None
+        if item_ids is not None:
+            self.attach_items(item_ids, titles)
+        elif recipe.model.item_tokens == "atomic":
+            raise ValueError("model.item_tokens=atomic needs the dataset's item IDs")
         set_trainable(self, a.train_layer_norms)
+
+    def attach_items(self, item_ids: list[str], titles: list[str] | None = None) -> None:
+        """Bind the catalogue: the item codec and, for atomic tokens, the trainable item table."""
+        offset = None
+        if self.recipe.model.item_tokens == "atomic":
+            base_emb = self.base_model().get_input_embeddings()
+            offset = add_atomic_tokens(self.tokenizer, item_ids)
+            if offset < base_emb.num_embeddings:
+                raise ValueError("atomic item ids overlap the backbone vocabulary")
+            init = title_init(base_emb, self.tokenizer, list(titles) if titles else [""] * len(item_ids))
+            self.item_emb = nn.Embedding(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
+            with torch.no_grad():
+                self.item_emb.weight.copy_(init)
+        self.codec = ItemCodec(self.recipe.model.item_tokens, item_ids, self.tokenizer, offset,
+                               space_prefix=not self.is_encoder_decoder)
 
     # ---------------------------------------------------------------- helpers
     @property
@@ -106,19 +130,74 @@ class GenRecModel(nn.Module):
     # ---------------------------------------------------------------- forward
     def embed(self, input_ids: torch.Tensor, image_feats: torch.Tensor | None = None) -> torch.Tensor:
         """Token embeddings with visual tokens spliced in. image_feats: [N, C] per image slot."""
-        emb = self.base_model().get_input_embeddings()(input_ids)  # [B, T, D]
+        table = self.base_model().get_input_embeddings()
+        if self.item_emb is not None:
+            off = self.codec.offset
+            is_item = input_ids >= off  # [B, T]
+            emb = table(input_ids.masked_fill(is_item, 0))  # [B, T, D]
+            items = self.item_emb((input_ids - off).clamp(min=0)).to(emb.dtype)  # [B, T, D]
+            emb = torch.where(is_item.unsqueeze(-1), items, emb)
+        else:
+            emb = table(input_ids)  # [B, T, D]
         visual = self.visual_proj(image_feats.to(self.visual_proj.fc1.weight.dtype)) \
             if image_feats is not None and image_feats.numel() else None  # [N, K, D]
         return splice(emb, input_ids, self.image_token_id, visual)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 image_feats: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                decoder_input_ids: torch.Tensor | None = None, **kw):
+                decoder_input_ids: torch.Tensor | None = None, item_targets: torch.Tensor | None = None,
+                target_len: int | None = None, **kw):
+        """The backbone's output on spliced embeddings; with a training loss when asked.
+
+        item_targets [B]: full-softmax cross-entropy over the atomic item block at the answer
+        position. target_len (decoder-only, left-padded, with labels): token cross-entropy with
+        logits computed only at the last target_len + 1 positions (the rest are never needed).
+        Keeping the loss inside forward lets a DDP-wrapped model synchronise gradients.
+        """
+        if item_targets is not None:
+            h = self.answer_hidden(input_ids, attention_mask, image_feats)  # [B, D]
+            logits = self.item_logits(h).float()  # [B, I]
+            return ModelOutput(loss=nn.functional.cross_entropy(logits, item_targets), logits=logits)
         embeds = self.embed(input_ids, image_feats)
         if self.is_encoder_decoder:
             return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
                                  decoder_input_ids=decoder_input_ids, **kw)
+        if target_len is not None and labels is not None:
+            keep = target_len + 1
+            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=keep, **kw)
+            logits = out.logits[:, :-1].float()  # [B, L, V] predicting the last L tokens
+            tgt = labels[:, -(keep - 1):]  # [B, L]
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt.reshape(-1),
+                                               ignore_index=-100)
+            return ModelOutput(loss=loss, logits=out.logits)
         return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kw)
+
+    def answer_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      image_feats: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, D] final hidden state where the answer's first token is predicted.
+
+        Decoder-only prompts must be left-padded (the answer follows the last position);
+        T5 reads the decoder's first position.
+        """
+        embeds = self.embed(input_ids, image_feats)
+        base = self.base_model()
+        if self.is_encoder_decoder:
+            start = torch.full((input_ids.shape[0], 1), base.config.decoder_start_token_id,
+                               dtype=torch.long, device=input_ids.device)
+            out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, decoder_input_ids=start,
+                                output_hidden_states=True)
+            h = out.decoder_hidden_states[-1][:, 0]  # [B, D]
+            if getattr(base.config, "tie_word_embeddings", False):
+                h = h * base.config.d_model ** -0.5  # T5 rescales before a tied output layer
+            return h
+        out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
+        return out.last_hidden_state[:, -1]  # [B, D]
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[.., I] scores of every atomic item token (the item block of the output layer)."""
+        if self.item_emb is None:
+            raise ValueError("item_logits needs model.item_tokens=atomic")
+        return hidden.to(self.item_emb.weight.dtype) @ self.item_emb.weight.T
 
     # ---------------------------------------------------------------- serving
     def merge_lora(self) -> None:
@@ -134,18 +213,47 @@ class GenRecModel(nn.Module):
                 if is_trainable_name(n, tln) and "lora_" not in n}
 
     def save_pretrained(self, out: str | Path, item_ids: list[str] | None = None,
-                        overwrite: bool = True, extra: dict | None = None) -> Path:
+                        overwrite: bool = True, extra: dict | None = None, write_extra=None) -> Path:
+        """Write the checkpoint atomically; `write_extra(tmp_dir)` adds files inside the same unit."""
         with atomic_dir(out, overwrite=overwrite) as tmp:
             cfg = {"genrec_checkpoint": CHECKPOINT_VERSION, **to_dict(self.recipe), **(extra or {})}
             (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             save_file(self.trainable_state(), str(tmp / "trainable.safetensors"))
             if hasattr(self.backbone, "save_pretrained") and self.recipe.adapter.type == "lora" \
                     and hasattr(self.backbone, "peft_config"):
-                self.backbone.save_pretrained(str(tmp / "lora"))
+                # the embedding matrix only grew by the never-read <img> row: do not store it
+                self.backbone.save_pretrained(str(tmp / "lora"), save_embedding_layers=False)
+            item_ids = item_ids if item_ids is not None else (self.codec.item_ids if self.codec else None)
             if item_ids is not None:
                 (tmp / "item_ids.json").write_text(json.dumps(item_ids), encoding="utf-8")
             self.tokenizer.save_pretrained(str(tmp / "tokenizer"))
+            if write_extra is not None:
+                write_extra(tmp)
         return Path(out)
+
+    def load_trainables(self, path: str | Path) -> None:
+        """Load a checkpoint's trained weights (LoRA + trainable.safetensors) into this model."""
+        path = Path(path)
+        recipe = self.recipe
+        if recipe.adapter.type == "lora":
+            from peft import set_peft_model_state_dict
+            lw = path / "lora" / "adapter_model.safetensors"
+            if not lw.is_file():
+                raise CheckpointError(f"{path}: LoRA weights missing ({lw})")
+            res = set_peft_model_state_dict(self.backbone, load_file(str(lw)))
+            if getattr(res, "unexpected_keys", None):
+                raise CheckpointError(f"{path}: LoRA weights do not fit this backbone "
+                                      f"(e.g. {res.unexpected_keys[0]})")
+        state = load_file(str(path / "trainable.safetensors"))
+        own = self.trainable_state()
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+        if missing or extra or shape:
+            why = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra else
+                   f"{shape[0]} has shape {tuple(state[shape[0]].shape)}, expected {tuple(own[shape[0]].shape)}")
+            raise CheckpointError(f"{path}: trainable weights do not fit the model built from its config ({why})")
+        self.load_state_dict(state, strict=False)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, backbone: Backbone | None = None,
@@ -160,27 +268,10 @@ class GenRecModel(nn.Module):
             raise CheckpointError(f"{path}: checkpoint format {version}, this genrec reads {CHECKPOINT_VERSION}")
         raw = {k: v for k, v in raw.items() if k in ("name", "description", "data", "model", "adapter", "train")}
         recipe = from_dict(Recipe, raw, str(cfg_file))
-        model = cls(recipe, backbone)
-        if recipe.adapter.type == "lora":
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file as lf
-            lw = path / "lora" / "adapter_model.safetensors"
-            if not lw.is_file():
-                raise CheckpointError(f"{path}: LoRA weights missing ({lw})")
-            res = set_peft_model_state_dict(model.backbone, lf(str(lw)))
-            if getattr(res, "unexpected_keys", None):
-                raise CheckpointError(f"{path}: LoRA weights do not fit this backbone "
-                                      f"(e.g. {res.unexpected_keys[0]})")
-        state = load_file(str(path / "trainable.safetensors"))
-        own = model.trainable_state()
-        missing = sorted(set(own) - set(state))
-        extra = sorted(set(state) - set(own))
-        shape = [k for k in own if k in state and own[k].shape != state[k].shape]
-        if missing or extra or shape:
-            why = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra else
-                   f"{shape[0]} has shape {tuple(state[shape[0]].shape)}, expected {tuple(own[shape[0]].shape)}")
-            raise CheckpointError(f"{path}: trainable weights do not fit the model built from its config ({why})")
-        model.load_state_dict(state, strict=False)
+        ids_file = path / "item_ids.json"
+        item_ids = json.loads(ids_file.read_text(encoding="utf-8")) if ids_file.is_file() else None
+        model = cls(recipe, backbone, item_ids=item_ids)
+        model.load_trainables(path)
         if device is not None:
             model.to(device)
         return model

@@ -1,0 +1,205 @@
+"""Item-constrained decoding, candidate scoring and free-text generation.
+
+- `ItemTrie`: prefix tree over the token sequences of every valid item (its
+  text ID + EOS). Beam search restricted by it (HF `prefix_allowed_tokens_fn`)
+  can only ever emit real items; items to exclude (the user's history) are
+  pruned by per-node counts, so a beam never enters a branch with no allowed item.
+- `topk_items`: the model's top-k distinct items with scores — constrained
+  beam search for text IDs (score = sequence log-likelihood), one forward pass
+  over the atomic item block for atomic tokens (exact over the catalogue).
+- `score_candidates`: exact log-likelihood of each candidate (direct task),
+  reusing the prompt's KV cache for all candidates.
+"""
+from __future__ import annotations
+
+import torch
+
+from genrec.modeling.model import GenRecModel
+
+
+def on_device(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class ItemTrie:
+    def __init__(self, sequences: list[list[int]], eos: int):
+        self.eos = eos
+        self.children: list[dict[int, int]] = [{}]
+        self.below: list[int] = [0]  # items in each node's subtree
+        self.leaf_item: dict[int, int] = {}
+        self.paths: list[list[int]] = []
+        self.depth = 0
+        for item, seq in enumerate(sequences):
+            seq = list(seq) + [eos]
+            self.depth = max(self.depth, len(seq))
+            node, path = 0, [0]
+            for t in seq:
+                nxt = self.children[node].get(t)
+                if nxt is None:
+                    nxt = len(self.children)
+                    self.children.append({})
+                    self.below.append(0)
+                    self.children[node][t] = nxt
+                node = nxt
+                path.append(node)
+            if node in self.leaf_item:
+                raise ValueError(f"items {self.leaf_item[node]} and {item} have the same token sequence")
+            self.leaf_item[node] = item
+            for n in path:
+                self.below[n] += 1
+            self.paths.append(path)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def excluded_counts(self, items) -> dict[int, int]:
+        """Per node, how many of `items` lie below it (for pruning)."""
+        out: dict[int, int] = {}
+        for i in items:
+            for n in self.paths[int(i)]:
+                out[n] = out.get(n, 0) + 1
+        return out
+
+    def node(self, prefix: list[int]) -> int | None:
+        n = 0
+        for t in prefix:
+            n = self.children[n].get(int(t))
+            if n is None:
+                return None
+        return n
+
+    def allowed(self, prefix: list[int], excluded: dict[int, int] | None = None) -> list[int]:
+        n = self.node(prefix)
+        if n is None:
+            return []
+        ex = excluded or {}
+        return [t for t, c in self.children[n].items() if self.below[c] - ex.get(c, 0) > 0]
+
+    def item_of(self, seq: list[int]) -> int | None:
+        n = self.node(list(seq) + ([] if seq and seq[-1] == self.eos else [self.eos]))
+        return self.leaf_item.get(n) if n is not None else None
+
+
+def build_trie(model: GenRecModel) -> ItemTrie:
+    codec = model.codec
+    return ItemTrie([codec.target_ids(i) for i in range(len(codec))], model.tokenizer.eos_token_id)
+
+
+@torch.no_grad()
+def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]] | None = None,
+               trie: ItemTrie | None = None, num_beams: int | None = None) -> list[list[tuple[int, float]]]:
+    """Top-k (item, score) per row of a prompt batch. `exclude`: per row, items never to return."""
+    batch = on_device(batch, model.device)
+    n_items = len(model.codec)
+    if model.codec.mode == "atomic":
+        h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
+        logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)  # [B, I]
+        for r, ex in enumerate(exclude or []):
+            if ex:
+                logp[r, torch.as_tensor(list(ex), dtype=torch.long)] = float("-inf")
+        kk = min(k, n_items)
+        vals, idx = logp.topk(kk, dim=-1)
+        return [[(int(i), float(v)) for i, v in zip(ir, vr) if v > float("-inf")]
+                for ir, vr in zip(idx.tolist(), vals.tolist())]
+    trie = trie or build_trie(model)
+    B = batch["input_ids"].shape[0]
+    excl = [trie.excluded_counts(e) for e in (exclude or [[]] * B)]
+    nb = num_beams or max(k, 2)
+    embeds = model.embed(batch["input_ids"], batch["image_feats"])
+    skip = 1 if model.is_encoder_decoder else 0  # T5 sequences start with the decoder start token
+
+    def allowed(row_beam: int, ids: torch.Tensor) -> list[int]:
+        toks = trie.allowed(ids.tolist()[skip:], excl[row_beam // nb])
+        return toks or [trie.eos]
+
+    out = model.backbone.generate(
+        inputs_embeds=embeds, attention_mask=batch["attention_mask"], num_beams=nb, num_return_sequences=nb,
+        max_new_tokens=trie.depth, prefix_allowed_tokens_fn=allowed, do_sample=False, length_penalty=0.0,
+        early_stopping=True, output_scores=True, return_dict_in_generate=True,
+        pad_token_id=model.tokenizer.pad_token_id, eos_token_id=trie.eos)
+    seqs = out.sequences.tolist()
+    scores = out.sequences_scores.tolist()
+    results = []
+    for r in range(B):
+        seen, row = set(), []
+        for j in range(r * nb, (r + 1) * nb):
+            s = [t for t in seqs[j][skip:] if t != model.tokenizer.pad_token_id or t == trie.eos]
+            if trie.eos in s:
+                s = s[:s.index(trie.eos) + 1]
+            item = trie.item_of(s)
+            if item is not None and item not in seen and scores[j] > float("-inf"):
+                seen.add(item)
+                row.append((item, float(scores[j])))
+        results.append(sorted(row, key=lambda x: -x[1])[:k])
+    return results
+
+
+def _cache_kw(model: GenRecModel) -> str:
+    """transformers 5.x renamed `past_key_values` to `cache`; accept both."""
+    import inspect
+    params = inspect.signature(type(model.base_model()).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+@torch.no_grad()
+def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> list[float]:
+    """Log-likelihood of each candidate item as the answer to a one-prompt batch."""
+    batch = on_device(batch, model.device)
+    if batch["input_ids"].shape[0] != 1:
+        raise ValueError("score_candidates takes a batch of one prompt")
+    if not candidates:
+        return []
+    if model.codec.mode == "atomic":
+        h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
+        logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)[0]  # [I]
+        return logp[torch.as_tensor(candidates, dtype=torch.long)].tolist()
+    eos = model.tokenizer.eos_token_id
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else eos
+    seqs = [model.codec.target_ids(c) + [eos] for c in candidates]
+    N, L = len(seqs), max(len(s) for s in seqs)
+    cand = torch.tensor([s + [pad] * (L - len(s)) for s in seqs], device=batch["input_ids"].device)  # [N, L]
+    valid = torch.tensor([[1] * len(s) + [0] * (L - len(s)) for s in seqs], device=cand.device)  # [N, L]
+    embeds = model.embed(batch["input_ids"], batch["image_feats"])  # [1, T, D]
+    if model.is_encoder_decoder:
+        base = model.base_model()
+        enc = base.get_encoder()(inputs_embeds=embeds, attention_mask=batch["attention_mask"])
+        hidden = enc.last_hidden_state.expand(N, -1, -1)  # [N, T, D]
+        start = torch.full((N, 1), base.config.decoder_start_token_id, device=cand.device)
+        dec_in = torch.cat([start, cand[:, :-1]], dim=1)  # [N, L]
+        out = model.backbone(encoder_outputs=(hidden,), attention_mask=batch["attention_mask"].expand(N, -1),
+                             decoder_input_ids=dec_in, decoder_attention_mask=valid)
+        logp = torch.log_softmax(out.logits.float(), dim=-1)  # [N, L, V]
+    else:
+        out = model.backbone(inputs_embeds=embeds, attention_mask=batch["attention_mask"], use_cache=True)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)  # [1, V]
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(N)
+        mask = torch.cat([batch["attention_mask"].expand(N, -1), valid[:, :-1]], dim=1)
+        rest = model.backbone(inputs_embeds=model.embed(cand[:, :-1]), attention_mask=mask,
+                              use_cache=True, **{_cache_kw(model): cache})
+        logp = torch.cat([first.expand(N, -1).unsqueeze(1), torch.log_softmax(rest.logits.float(), -1)], dim=1)
+    tok_lp = logp.gather(-1, cand.unsqueeze(-1)).squeeze(-1) * valid  # [N, L]
+    return tok_lp.sum(-1).tolist()
+
+
+@torch.no_grad()
+def candidate_scores_atomic(model: GenRecModel, batch: dict, candidates: list[list[int]]) -> list[list[float]]:
+    """Atomic tokens: every row's candidate log-probabilities from one batched forward pass."""
+    batch = on_device(batch, model.device)
+    h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
+    logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)  # [B, I]
+    return [logp[r, torch.as_tensor(c, dtype=torch.long)].tolist() for r, c in enumerate(candidates)]
+
+
+@torch.no_grad()
+def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48) -> list[str]:
+    """Greedy free text (explanations, `ask`), never emitting the image placeholder."""
+    batch = on_device(batch, model.device)
+    embeds = model.embed(batch["input_ids"], batch["image_feats"])
+    bad = [[model.image_token_id]]
+    out = model.backbone.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                                  max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=bad,
+                                  pad_token_id=model.tokenizer.pad_token_id,
+                                  eos_token_id=model.tokenizer.eos_token_id)
+    skip = 1 if model.is_encoder_decoder else 0
+    return [model.tokenizer.decode(s[skip:], skip_special_tokens=True).strip() for s in out.tolist()]

@@ -1,0 +1,147 @@
+"""The evaluation protocol (the metric math is in genrec.metrics).
+
+- sequential: full ranking over the whole catalogue for the held-out item of
+  each user (leave-one-out); the user's earlier items are excluded from the
+  ranking by default (as RecBole's full-ranking protocol does) —
+  HR@{1,5,10}, NDCG@{5,10}, MRR.
+- direct: the dataset's fixed candidate list per user (the held-out item plus
+  99 sampled never-touched items, drawn once at `prepare` with the seed),
+  ranked by each candidate's log-likelihood — HR@{1,5,10}, NDCG@{5,10}.
+- explanation: greedy generation against the target — BLEU-4, ROUGE-1/2/L.
+
+Only templates whose answer is an item (sequential, direct) or text
+(explanation) are evaluated; each template is reported on its own, and seen
+and unseen templates are averaged separately.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from genrec.batches import Collator, make_example
+from genrec.data.dataset import PreparedDataset
+from genrec.decoding import build_trie, candidate_scores_atomic, generate_text, score_candidates, topk_items
+from genrec.metrics import bleu4, rank_of, ranking_metrics, rouge
+from genrec.modeling.model import GenRecModel
+from genrec.prompts import Template, load_templates
+
+
+def eval_users(ds: PreparedDataset, split: str, n: int | None, seed: int = 0) -> list[int]:
+    """Users with a held-out item; a fixed random subset of `n` of them (all if None)."""
+    users = [u for u in range(ds.n_users) if ds.target(u, split) is not None]
+    if n is not None and n < len(users):
+        users = sorted(np.random.default_rng(seed).choice(users, size=n, replace=False).tolist())
+    return users
+
+
+def _examples(ds, model, t: Template, users, split, max_history, images, seed):
+    rng = np.random.default_rng(seed)
+    return [make_example(ds, model, t, u, split, rng, max_history, None, images) for u in users]
+
+
+def eval_sequential(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
+                    split: str = "test", max_history: int = 10, images=None, batch_size: int = 16,
+                    exclude_history: bool = True, k: int = 10, num_beams: int | None = None,
+                    progress: bool = False, seed: int = 0) -> dict:
+    exs = _examples(ds, model, t, users, split, max_history, images, seed)
+    trie = build_trie(model) if model.codec.mode == "text" else None
+    ranks = []
+    for s in tqdm(range(0, len(exs), batch_size), desc=f"sequential {t.id}", disable=not progress, leave=False):
+        chunk = exs[s:s + batch_size]
+        excl = [list(ds.history(e.user, split)) for e in chunk] if exclude_history else None
+        top = topk_items(model, collator.prompts(chunk), k, excl, trie, num_beams)
+        ranks += [rank_of([i for i, _ in row], e.target_item) for row, e in zip(top, chunk)]
+    return {**ranking_metrics(ranks), "users": len(ranks)}
+
+
+def eval_direct(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
+                split: str = "test", max_history: int = 10, images=None, progress: bool = False,
+                seed: int = 0, batch_size: int = 16) -> dict:
+    exs = _examples(ds, model, t, users, split, max_history, images, seed)
+    ranks = []
+    step = batch_size if model.codec.mode == "atomic" else 1  # atomic: candidates read off one pass
+    for s in tqdm(range(0, len(exs), step), desc=f"direct {t.id}", disable=not progress, leave=False):
+        chunk = exs[s:s + step]
+        if model.codec.mode == "atomic":
+            scores_rows = candidate_scores_atomic(model, collator.prompts(chunk), [e.candidates for e in chunk])
+        else:
+            scores_rows = [score_candidates(model, collator.prompts(chunk), chunk[0].candidates)]
+        for e, scores in zip(chunk, scores_rows):
+            order = np.argsort(-np.asarray(scores), kind="stable")
+            ranks.append(rank_of([e.candidates[i] for i in order], e.target_item))
+    return {**ranking_metrics(ranks, with_mrr=False), "users": len(ranks),
+            "candidates": len(exs[0].candidates) if exs else 0}
+
+
+def eval_explanation(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
+                     split: str = "test", max_history: int = 10, images=None, batch_size: int = 8,
+                     max_new_tokens: int = 40, progress: bool = False, seed: int = 0) -> dict:
+    exs = _examples(ds, model, t, users, split, max_history, images, seed)
+    hyps, refs = [], []
+    for s in tqdm(range(0, len(exs), batch_size), desc=f"explanation {t.id}", disable=not progress, leave=False):
+        chunk = exs[s:s + batch_size]
+        hyps += generate_text(model, collator.prompts(chunk), max_new_tokens)
+        refs += [e.target for e in chunk]
+    return {"bleu4": bleu4(hyps, refs), **rouge(hyps, refs), "users": len(hyps),
+            "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None}
+
+
+def evaluate(model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | None = None, split: str = "test",
+             n_users: int | None = None, families=("sequential", "direct", "explanation"),
+             templates: str = "first", max_history: int = 10, exclude_history: bool = True,
+             batch_size: int = 16, num_beams: int | None = None, progress: bool = True, seed: int = 0,
+             prompts_dir=None) -> dict:
+    """All requested families; `templates`: first (one seen + one unseen per family), seen, unseen, all."""
+    model.eval()
+    collator = Collator(model, features)
+    images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
+        if features is not None and ds.meta.get("has_images") else None
+    users = eval_users(ds, split, n_users, seed)
+    out: dict = {"split": split, "users": len(users), "exclude_history": exclude_history,
+                 "item_tokens": model.codec.mode, "families": {}}
+    for fam, ts in load_templates(prompts_dir).items():
+        if fam not in families:
+            continue
+        want = "text" if fam == "explanation" else "item"
+        ts = [t for t in ts if t.answer == want]
+        if templates == "first":
+            ts = [t for t in ts if t.seen][:1] + [t for t in ts if not t.seen][:1]
+        elif templates in ("seen", "unseen"):
+            ts = [t for t in ts if t.seen == (templates == "seen")]
+        res = {}
+        for t in ts:
+            model.set_task(fam)
+            if fam == "sequential":
+                r = eval_sequential(model, ds, collator, t, users, split, max_history, images, batch_size,
+                                    exclude_history, 10, num_beams, progress, seed)
+            elif fam == "direct":
+                r = eval_direct(model, ds, collator, t, users, split, max_history, images, progress, seed,
+                                batch_size)
+            else:
+                r = eval_explanation(model, ds, collator, t, users, split, max_history, images,
+                                     max(1, batch_size // 2), progress=progress, seed=seed)
+            res[t.id] = {"seen": t.seen, **r}
+        per_template = list(res.values())
+        for kind in ("seen", "unseen"):
+            rows = [r for r in per_template if r["seen"] == (kind == "seen")]
+            if rows:
+                keys = [k for k, v in rows[0].items() if isinstance(v, float)]
+                res[f"mean_{kind}"] = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+        out["families"][fam] = res
+    return out
+
+
+def results_table(results: dict) -> str:
+    """Markdown: one row per family/template with its metrics."""
+    lines = []
+    for fam, res in results["families"].items():
+        rows = {k: v for k, v in res.items() if not k.startswith("mean_")}
+        if not rows:
+            continue
+        keys = [k for k, v in next(iter(rows.values())).items() if isinstance(v, float)]
+        lines += [f"\n**{fam}** ({results['split']}, {results['users']} users)\n",
+                  "| template | seen | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for tid, r in rows.items():
+            lines.append(f"| {tid} | {'yes' if r['seen'] else 'no'} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
+    return "\n".join(lines).strip() + "\n"

@@ -1,0 +1,70 @@
+"""How an item is written into a prompt and read out of the model.
+
+- `text`: the ID string as ordinary sub-word tokens (P5/VIP5). Targets are
+  token sequences; decoding needs a prefix trie and beam search.
+- `atomic`: one new token `<item_ID>` per item. The backbone's vocabulary is
+  untouched: atomic tokens get ids after it and their embeddings live in a
+  separate trainable table (`item_emb.`, initialised from the mean embedding
+  of the item's title tokens). The same table is the output layer for items,
+  so one forward pass scores the whole catalogue exactly.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ITEM_TOKEN = "<item_{}>"
+
+
+class ItemCodec:
+    """Item index -> prompt text, and the token ids of an item as a target."""
+
+    def __init__(self, mode: str, item_ids: list[str], tokenizer, offset: int | None = None,
+                 space_prefix: bool = True):
+        self.mode, self.item_ids, self.tokenizer = mode, list(item_ids), tokenizer
+        self.offset = offset  # first atomic token id
+        # decoder-only targets continue the prompt after a space (byte-level BPE folds it into the token)
+        self.space_prefix = space_prefix
+
+    def text(self, item: int) -> str:
+        return ITEM_TOKEN.format(self.item_ids[item]) if self.mode == "atomic" else self.item_ids[item]
+
+    def target_ids(self, item: int) -> list[int]:
+        if self.mode == "atomic":
+            return [self.offset + item]
+        return text_ids(self.tokenizer, self.item_ids[item], self.space_prefix)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+def text_ids(tokenizer, text: str, space_prefix: bool) -> list[int]:
+    """Token ids of a target text as it follows a prompt."""
+    return tokenizer((" " + text) if space_prefix else text, add_special_tokens=False)["input_ids"]
+
+
+def add_atomic_tokens(tokenizer, item_ids: list[str]) -> int:
+    """Add one token per item; returns the id of the first (they are contiguous)."""
+    toks = [ITEM_TOKEN.format(i) for i in item_ids]
+    before = len(tokenizer)
+    existing = tokenizer.convert_tokens_to_ids(toks[0]) if toks else None
+    if existing is not None and existing != tokenizer.unk_token_id and existing >= before - len(toks):
+        return existing  # already added (a saved tokenizer)
+    tokenizer.add_tokens(toks, special_tokens=True)
+    first = tokenizer.convert_tokens_to_ids(toks[0])
+    last = tokenizer.convert_tokens_to_ids(toks[-1])
+    if last - first != len(toks) - 1:
+        raise ValueError("atomic item tokens did not get contiguous ids")
+    return first
+
+
+def title_init(embedding: nn.Embedding, tokenizer, titles: list[str]) -> torch.Tensor:
+    """[I, D] rows: the mean input embedding of each title's tokens (the overall mean if empty)."""
+    w = embedding.weight.detach().float()
+    mean = w.mean(0)
+    rows = []
+    for t in titles:
+        ids = tokenizer(t or "", add_special_tokens=False)["input_ids"]
+        ids = [i for i in ids if i < w.shape[0]]
+        rows.append(w[ids].mean(0) if ids else mean)
+    return torch.stack(rows) if rows else torch.zeros(0, w.shape[1])

@@ -1,0 +1,267 @@
+"""The training loop: one explicit loop on accelerate, no callbacks.
+
+Each optimizer step draws `grad_accum` micro-batches; a micro-batch is one
+task family (sampled by the recipe's mixture weights), one seen template of
+it, and `batch_size` random users, each at a random training position. The
+draw is a pure function of (seed, process, step, micro-batch), so `--resume`
+continues exactly where the run stopped and each process of a multi-process
+run (`accelerate launch`) sees different examples. Items answered by an
+atomic token train with cross-entropy over the whole item block; every other
+target (text IDs, yes/no, explanations) with the token cross-entropy.
+
+Checkpoints (`<out>/last`, `<out>/best`) are written atomically: an
+interrupted run (Ctrl-C included) leaves the previous one intact.
+`last/` also holds `trainer_state.json` + `optimizer.safetensors` for resuming.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from genrec.batches import Collator, item_loss, lm_loss, make_example
+from genrec.config import TASK_FAMILIES, Recipe, to_dict
+from genrec.data.dataset import PreparedDataset
+from genrec.evaluate import eval_sequential, eval_users
+from genrec.modeling.model import CheckpointError, GenRecModel
+from genrec.prompts import load_templates
+from genrec.vision import load_features
+
+
+def data_fingerprint(ds: PreparedDataset) -> str:
+    """SHA-256 of the item ID map: a checkpoint only fits datasets with the same catalogue."""
+    return hashlib.sha256("\n".join(ds.item_ids).encode()).hexdigest()[:16]
+
+
+def check_dataset(ckpt: Path, ds: PreparedDataset) -> None:
+    ids_file = ckpt / "item_ids.json"
+    if not ids_file.is_file():
+        raise CheckpointError(f"{ckpt}: no item_ids.json; cannot check it against the dataset")
+    ids = json.loads(ids_file.read_text(encoding="utf-8"))
+    if ids != ds.item_ids:
+        raise CheckpointError(f"{ckpt} was trained on another dataset ({len(ids)} items, this one has "
+                              f"{ds.n_items} with different IDs); evaluate it on the dataset it was trained on")
+
+
+def image_features(recipe: Recipe, ds: PreparedDataset, data_dir: Path, features: str | None = None):
+    """The dataset's CLIP feature tensor, or None when it has no images."""
+    if not ds.meta.get("has_images"):
+        return None
+    from genrec.vision import default_path
+    path = Path(features) if features else default_path(data_dir, recipe.model.clip_model, recipe.model.clip_pretrained)
+    return load_features(path, expect={"encoder": recipe.model.clip_model}).features
+
+
+def precision(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "no"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+
+
+# ---------------------------------------------------------------- optimizer state without pickle
+def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                meta["scalars"][f"{pid}.{k}"] = v
+    tensors["rng.torch"] = torch.get_rng_state()
+    save_file(tensors, str(path / "optimizer.safetensors"))
+    meta["scheduler"] = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    (path / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
+    tensors = load_file(str(path / "optimizer.safetensors"))
+    meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
+    state: dict = {}
+    for key, v in tensors.items():
+        if key == "rng.torch":
+            continue
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    sd = sched.state_dict()
+    sd.update(meta["scheduler"])
+    sched.load_state_dict(sd)
+    torch.set_rng_state(tensors["rng.torch"])
+
+
+# ---------------------------------------------------------------- sampling
+def mixture(recipe: Recipe) -> tuple[list[str], np.ndarray]:
+    w = recipe.train.mixture or {f: 1.0 for f in TASK_FAMILIES}
+    fams = [f for f in TASK_FAMILIES if w.get(f, 0) > 0]
+    if not fams:
+        raise ValueError("train.mixture gives every task family weight 0")
+    p = np.array([float(w[f]) for f in fams])
+    return fams, p / p.sum()
+
+
+def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed, process, step, micro):
+    """The micro-batch for (step, micro): deterministic, no state carried between calls."""
+    rng = np.random.default_rng([seed, process, step, micro])
+    fam = fams[int(rng.choice(len(fams), p=probs))]
+    seen = [t for t in templates[fam] if t.seen]
+    t = seen[int(rng.integers(len(seen)))]
+    exs = []
+    tries = 0
+    while len(exs) < recipe.train.batch_size and tries < 20 * recipe.train.batch_size:
+        tries += 1
+        e = make_example(ds, model, t, int(users[rng.integers(len(users))]), "train", rng,
+                         recipe.train.max_history, recipe.train.candidates, images)
+        if e is not None:
+            exs.append(e)
+    if not exs:
+        raise ValueError("no training examples could be drawn (every user's history is too short)")
+    return fam, t, exs
+
+
+def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device) -> torch.Tensor:
+    """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside."""
+    if raw.codec.mode == "atomic" and t.answer == "item":
+        batch = _to(collator.prompts(exs), device)
+        return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device))
+    return lm_loss(model, _to(collator.lm(exs), device))
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+# ---------------------------------------------------------------- the loop
+def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
+          progress: bool = True, log=print) -> dict:
+    from accelerate import Accelerator
+    from transformers import get_cosine_schedule_with_warmup
+
+    data_dir, out = Path(data_dir), Path(out)
+    ds = PreparedDataset.load(data_dir)
+    tc = recipe.train
+    last = out / "last"
+    state = {"step": 0, "best_hr10": -1.0, "best_step": None, "evals": []}
+    if resume:
+        if not (last / "trainer_state.json").is_file():
+            raise CheckpointError(f"{last}: nothing to resume (no trainer_state.json)")
+        state = json.loads((last / "trainer_state.json").read_text(encoding="utf-8"))
+        check_dataset(last, ds)
+    elif out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+
+    acc = Accelerator(mixed_precision=precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
+                      cpu=not torch.cuda.is_available())
+    torch.manual_seed(tc.seed)
+    model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+    if resume:
+        model.load_trainables(last)
+    feats = image_features(recipe, ds, data_dir, features)
+    images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) if feats is not None else None
+    collator = Collator(model, feats)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    sched = get_cosine_schedule_with_warmup(opt, int(tc.warmup * tc.steps), tc.steps)
+    if resume:
+        _load_optimizer(opt, sched, last)
+    model, opt, sched = acc.prepare(model, opt, sched)
+    raw = acc.unwrap_model(model)
+    templates = load_templates()
+    fams, probs = mixture(recipe)
+    users = np.array([u for u in range(ds.n_users) if len(ds.sequence(u)) >= 4])
+    val_users = eval_users(ds, "valid", tc.eval_users, tc.seed)
+    val_t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
+    meta = {"data_dir": str(data_dir.resolve()), "data_fingerprint": data_fingerprint(ds)}
+
+    def validate() -> dict:
+        raw.eval()
+        with torch.no_grad(), acc.autocast():
+            raw.set_task("sequential")
+            r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", tc.max_history,
+                                images, batch_size=16, progress=False, seed=tc.seed)
+        raw.train()
+        return r
+
+    def save(step: int, res: dict | None) -> None:
+        if not acc.is_main_process:
+            return
+        st = {**state, "step": step, "recipe": to_dict(recipe)}
+
+        def extra(tmp: Path) -> None:
+            (tmp / "trainer_state.json").write_text(json.dumps(st, indent=2), encoding="utf-8")
+            _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched.scheduler
+                            if hasattr(sched, "scheduler") else sched, tmp)
+        raw.save_pretrained(last, extra=meta, write_extra=extra)
+        if res is not None and res["hr@10"] > state["best_hr10"]:
+            state.update(best_hr10=res["hr@10"], best_step=step)
+            raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
+
+    model.train()
+    start = state["step"]
+    bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
+    t0, n_ex, ema = time.perf_counter(), 0, None
+    step = start
+    try:
+        for step in range(start + 1, tc.steps + 1):
+            for micro in range(tc.grad_accum):
+                fam, t, exs = sample_batch(ds, raw, templates, fams, probs, users, recipe, images, tc.seed,
+                                           acc.process_index, step, micro)
+                raw.set_task(fam)
+                with acc.accumulate(model), acc.autocast():
+                    loss = compute_loss(model, raw, collator, t, exs, acc.device)
+                    acc.backward(loss)
+                    if acc.sync_gradients:
+                        acc.clip_grad_norm_(params, tc.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                n_ex += len(exs)
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    raise FloatingPointError(f"loss became {lv} at step {step}; lower train.lr")
+                ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+            state["step"] = step
+            rate = n_ex / max(1e-9, time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{ema:.3f}", ex_s=f"{rate:.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            bar.update(1)
+            if (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps:
+                res = validate() if acc.is_main_process and val_users else None
+                if res is not None:
+                    state["evals"].append({"step": step, "loss": ema, **{k: res[k] for k in ("hr@10", "ndcg@10")}})
+                    bar.write(f"step {step}: loss {ema:.4f}, valid HR@10 {res['hr@10']:.4f} NDCG@10 "
+                              f"{res['ndcg@10']:.4f} ({res['users']} users)")
+                save(step, res)
+                acc.wait_for_everyone()
+    except KeyboardInterrupt:
+        bar.close()
+        done = json.loads((last / "trainer_state.json").read_text())["step"] if (last / "trainer_state.json").is_file() else None
+        log(f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — continue "
+            "with --resume" if done is not None else "no checkpoint was written yet"))
+        raise
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
+               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema,
+               "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out)}
+    return summary
+
+
+def with_overrides(recipe: Recipe, **train) -> Recipe:
+    return replace(recipe, train=replace(recipe.train, **train))
