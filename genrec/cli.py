@@ -171,22 +171,20 @@ def cmd_inspect(ns: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- quickstart
 def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="genrec-quickstart", help="folder for the quickstart's outputs")
+    p.add_argument("--steps", type=int, default=150, help="training steps (default 150: a few CPU minutes)")
+    p.add_argument("--retrain", action="store_true", help="train again even if the workdir has a run")
+    p.add_argument("--explain-users", type=int, default=20, help="users for the explanation metrics")
+    p.add_argument("--eval-users", type=int, default=None, help="test users for ranking metrics (default: all)")
 
 
-@verb("quickstart", "prepare the bundled MovieLens-100K and show what genrec sees", _quickstart_args)
+@verb("quickstart", "prepare MovieLens-100K, train SmolLM2 + LoRA for a few minutes, evaluate, show "
+      "recommendations", _quickstart_args)
 def cmd_quickstart(ns: argparse.Namespace) -> int:
-    from genrec.data.dataset import PreparedDataset
+    from genrec.quickstart import run
 
-    work = Path(ns.workdir)
-    data = work / "ml-100k"
-    if (data / "meta.json").exists():
-        print(f"using the prepared dataset in {data}")
-        ds = PreparedDataset.load(data)
-    else:
-        t0 = time.perf_counter()
-        ds = prepare_dataset(DataConfig(), data)
-        print(f"prepared MovieLens-100K -> {data} in {time.perf_counter() - t0:.1f} s")
-    print(dataset_report(ds))
+    if ns.steps < 1 or ns.explain_users < 1 or (ns.eval_users is not None and ns.eval_users < 1):
+        raise ValueError("--steps, --explain-users and --eval-users must be >= 1")
+    run(ns.workdir, ns.steps, ns.retrain, ns.explain_users, ns.eval_users)
     return 0
 
 

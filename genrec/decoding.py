@@ -108,8 +108,8 @@ def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]]
     embeds = model.embed(batch["input_ids"], batch["image_feats"])
     skip = 1 if model.is_encoder_decoder else 0  # T5 sequences start with the decoder start token
 
-    def allowed(row_beam: int, ids: torch.Tensor) -> list[int]:
-        toks = trie.allowed(ids.tolist()[skip:], excl[row_beam // nb])
+    def allowed(row: int, ids: torch.Tensor) -> list[int]:  # HF passes the batch row, not the beam
+        toks = trie.allowed(ids.tolist()[skip:], excl[row])
         return toks or [trie.eos]
 
     out = model.backbone.generate(

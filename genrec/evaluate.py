@@ -23,6 +23,7 @@ from genrec.batches import Collator, make_example
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import build_trie, candidate_scores_atomic, generate_text, score_candidates, topk_items
 from genrec.metrics import bleu4, rank_of, ranking_metrics, rouge
+from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
 from genrec.prompts import Template, load_templates
 
@@ -91,9 +92,16 @@ def evaluate(model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | N
              n_users: int | None = None, families=("sequential", "direct", "explanation"),
              templates: str = "first", max_history: int = 10, exclude_history: bool = True,
              batch_size: int = 16, num_beams: int | None = None, progress: bool = True, seed: int = 0,
-             prompts_dir=None) -> dict:
+             prompts_dir=None, precision: str = "auto") -> dict:
     """All requested families; `templates`: first (one seen + one unseen per family), seen, unseen, all."""
     model.eval()
+    with autocast(model.device, precision):
+        return _evaluate(model, ds, features, split, n_users, families, templates, max_history, exclude_history,
+                         batch_size, num_beams, progress, seed, prompts_dir)
+
+
+def _evaluate(model, ds, features, split, n_users, families, templates, max_history, exclude_history,
+              batch_size, num_beams, progress, seed, prompts_dir) -> dict:
     collator = Collator(model, features)
     images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
         if features is not None and ds.meta.get("has_images") else None

@@ -31,6 +31,7 @@ from genrec.batches import Collator, item_loss, lm_loss, make_example
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
 from genrec.evaluate import eval_sequential, eval_users
+from genrec.modeling.backbone import best_precision
 from genrec.modeling.model import CheckpointError, GenRecModel
 from genrec.prompts import load_templates
 from genrec.vision import load_features
@@ -58,18 +59,6 @@ def image_features(recipe: Recipe, ds: PreparedDataset, data_dir: Path, features
     from genrec.vision import default_path
     path = Path(features) if features else default_path(data_dir, recipe.model.clip_model, recipe.model.clip_pretrained)
     return load_features(path, expect={"encoder": recipe.model.clip_model}).features
-
-
-def precision(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    if torch.cuda.is_available():
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "no"
-    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
 
 
 # ---------------------------------------------------------------- optimizer state without pickle
@@ -121,7 +110,7 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     """The micro-batch for (step, micro): deterministic, no state carried between calls."""
     rng = np.random.default_rng([seed, process, step, micro])
     fam = fams[int(rng.choice(len(fams), p=probs))]
-    seen = [t for t in templates[fam] if t.seen]
+    seen = [t for t in templates[fam] if t.seen and (not recipe.train.templates or t.id in recipe.train.templates)]
     t = seen[int(rng.integers(len(seen)))]
     exs = []
     tries = 0
@@ -167,10 +156,17 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
 
-    acc = Accelerator(mixed_precision=precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
+    from accelerate.state import AcceleratorState
+    # accelerate keeps one global state per process; a second train() call in the same process
+    # (a notebook, the tests) may ask for another precision, so drop the old one (not the
+    # distributed setup, which `accelerate launch` made and which stays valid)
+    AcceleratorState._reset_state(reset_partial_state=False)
+    acc = Accelerator(mixed_precision=best_precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
                       cpu=not torch.cuda.is_available())
     torch.manual_seed(tc.seed)
-    model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+    from genrec.baselines import popularity
+    model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
+                        item_counts=popularity(ds))
     if resume:
         model.load_trainables(last)
     feats = image_features(recipe, ds, data_dir, features)
@@ -185,6 +181,16 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     raw = acc.unwrap_model(model)
     templates = load_templates()
     fams, probs = mixture(recipe)
+    if tc.templates:
+        known = {t.id: f for f, ts in templates.items() for t in ts}
+        bad = [t for t in tc.templates if t not in known]
+        if bad:
+            raise ValueError(f"train.templates: unknown template {bad[0]!r} (see prompts/*.yaml)")
+        fams_with = {known[t] for t in tc.templates}
+        missing = [f for f in fams if f not in fams_with]
+        if missing:
+            raise ValueError(f"train.templates names no template of family {missing[0]!r}, which train.mixture "
+                             "samples; add one or set its weight to 0")
     users = np.array([u for u in range(ds.n_users) if len(ds.sequence(u)) >= 4])
     val_users = eval_users(ds, "valid", tc.eval_users, tc.seed)
     val_t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
@@ -216,7 +222,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     model.train()
     start = state["step"]
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
-    t0, n_ex, ema = time.perf_counter(), 0, None
+    t0, n_ex, ema, lv = time.perf_counter(), 0, None, None
     step = start
     try:
         for step in range(start + 1, tc.steps + 1):
@@ -258,7 +264,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
-               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema,
+               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema, "last_loss": lv,
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out)}
     return summary
 

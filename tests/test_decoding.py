@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from genrec.decoding import ItemTrie, build_trie, score_candidates, topk_items
+
+
+@st.composite
+def catalogues(draw):
+    n = draw(st.integers(2, 40))
+    seqs = draw(st.lists(st.lists(st.integers(3, 12), min_size=1, max_size=4), min_size=n, max_size=n,
+                         unique_by=tuple))
+    excluded = draw(st.sets(st.integers(0, n - 1), max_size=n - 1))
+    return seqs, excluded
+
+
+@settings(max_examples=200, deadline=None)
+@given(catalogues(), st.integers(0, 10_000))
+def test_trie_walk_under_random_logits_only_reaches_allowed_items(cat, seed):
+    seqs, excluded = cat
+    eos = 1
+    trie = ItemTrie(seqs, eos)
+    ex = trie.excluded_counts(excluded)
+    rng = np.random.default_rng(seed)
+    prefix: list[int] = []
+    for _ in range(trie.depth):
+        allowed = trie.allowed(prefix, ex)
+        assert allowed, "a live prefix always has a continuation"
+        logits = rng.normal(size=16)  # random scores over a 16-token vocabulary
+        masked = np.full(16, -np.inf)
+        masked[allowed] = logits[allowed]
+        tok = int(np.argmax(masked))
+        prefix.append(tok)
+        if tok == eos:
+            break
+    item = trie.item_of(prefix)
+    assert item is not None and item not in excluded and list(seqs[item]) + [eos] == prefix
+
+
+def test_trie_rejects_duplicate_sequences():
+    with pytest.raises(ValueError, match="same token sequence"):
+        ItemTrie([[5, 6], [5, 6]], eos=1)
+
+
+def make_model(backbone, mode, ds):
+    from genrec.modeling.model import GenRecModel
+    from tests.helpers import tiny_recipe
+    torch.manual_seed(0)
+    m = GenRecModel(tiny_recipe(backbone, mode), item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def cyc(tmp_path_factory):
+    from genrec.data.dataset import PreparedDataset
+    from tests.helpers import cyclic_dataset
+    return PreparedDataset.load(cyclic_dataset(tmp_path_factory.mktemp("c"), n_items=30))
+
+
+def prompts(m, ds, users):
+    from genrec.batches import Collator, make_example
+    from genrec.prompts import load_templates
+    t = next(t for t in load_templates()["sequential"] if t.answer == "item")
+    rng = np.random.default_rng(0)
+    exs = [make_example(ds, m, t, u, "test", rng, 4) for u in users]
+    return exs, Collator(m).prompts(exs)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-t5"])
+def test_beam_search_returns_valid_distinct_unseen_items_scored_by_likelihood(cyc, backbone):
+    m = make_model(backbone, "text", cyc)
+    users = [0, 1, 2]
+    exs, batch = prompts(m, cyc, users)
+    excl = [list(cyc.history(u, "test")) for u in users]
+    top = topk_items(m, batch, 8, excl, num_beams=12)
+    for u, row in zip(users, top):
+        items = [i for i, _ in row]
+        assert len(items) == 8 and len(set(items)) == 8
+        assert all(0 <= i < cyc.n_items for i in items)
+        assert not set(items) & set(excl[users.index(u)])
+        assert [s for _, s in row] == sorted([s for _, s in row], reverse=True)
+    # the beam's score of an item is exactly its log-likelihood under teacher forcing
+    from genrec.batches import Collator
+    one = Collator(m).prompts(exs[:1])
+    items = [i for i, _ in top[0][:4]]
+    np.testing.assert_allclose(score_candidates(m, one, items), [s for _, s in top[0][:4]], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-t5"])
+def test_atomic_ranking_is_exact_over_the_catalogue(cyc, backbone):
+    m = make_model(backbone, "atomic", cyc)
+    exs, batch = prompts(m, cyc, [0, 1])
+    top = topk_items(m, batch, cyc.n_items, None)
+    assert sorted(i for i, _ in top[0]) == list(range(cyc.n_items))  # a score for every item
+    # the same scores as candidate scoring, and as the log-softmax of the item block
+    cands = list(range(0, cyc.n_items, 3))
+    from genrec.batches import Collator
+    one = Collator(m).prompts(exs[:1])
+    got = dict(top[0])
+    np.testing.assert_allclose(score_candidates(m, one, cands), [got[c] for c in cands], rtol=1e-5, atol=1e-5)
+    assert np.exp([s for _, s in top[0]]).sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_every_catalogue_item_is_in_the_trie(cyc):
+    m = make_model("tiny-llama", "text", cyc)
+    trie = build_trie(m)
+    assert len(trie) == cyc.n_items
+    for i in range(cyc.n_items):
+        assert trie.item_of(m.codec.target_ids(i)) == i

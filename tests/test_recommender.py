@@ -1,0 +1,59 @@
+import pytest
+
+from genrec.recommender import Recommender, RecommenderError
+from genrec.train import train
+from tests.helpers import cyclic_dataset, tiny_recipe
+
+
+@pytest.fixture(scope="module", params=["atomic", "text"])
+def rec(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rec")
+    data = cyclic_dataset(tmp)
+    train(tiny_recipe(item_tokens=request.param, steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}),
+          data, tmp / "run", progress=False)
+    return Recommender.from_pretrained(tmp / "run/last")
+
+
+def test_recommend_returns_k_unseen_real_items_with_titles(rec):
+    u = rec.ds.user_ids[0]
+    out = rec.recommend(u, 5)
+    assert len(out) == 5 and len({r["id"] for r in out}) == 5
+    seen = {rec.ds.item_ids[i] for i in rec.history(u)}
+    assert all(r["id"] in rec.ds.item_by_id and r["id"] not in seen for r in out)
+    assert all(r["title"].startswith("Film number") for r in out)
+    assert [r["score"] for r in out] == sorted((r["score"] for r in out), reverse=True)
+    assert rec.recommend("user_" + u, 5) == out  # the "user_" prefix is accepted
+
+
+def test_choose_ranks_every_candidate(rec):
+    cands = rec.ds.item_ids[:6]
+    out = rec.choose(rec.ds.user_ids[1], cands)
+    assert sorted(r["id"] for r in out) == sorted(cands)
+
+
+def test_explain_and_ask(rec):
+    assert isinstance(rec.explain(rec.ds.user_ids[0], rec.ds.item_ids[3]), str)
+    ids = rec.ds.item_ids
+    a = rec.ask(f"user_{rec.ds.user_ids[0]} watched {ids[1]}, {ids[2]}. What should they watch next?", k=3)
+    assert a["answer"] == "item" and len(a["items"]) == 3 and all(r["id"] in rec.ds.item_by_id for r in a["items"])
+    assert rec.ask("Describe the weather.", answer="text")["answer"] == "text"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda r: r.recommend("nobody", 3), "unknown user 'nobody'.*genrec inspect"),
+    (lambda r: r.recommend(r.ds.user_ids[0], 10 ** 6), "larger than the catalogue"),
+    (lambda r: r.recommend(r.ds.user_ids[0], 20), "more than the .* items this user has not seen"),
+    (lambda r: r.recommend(r.ds.user_ids[0], 3, history=[]), "empty history"),
+    (lambda r: r.choose(r.ds.user_ids[0], ["nope"]), "unknown item 'nope'"),
+    (lambda r: r.choose(r.ds.user_ids[0], []), "at least one candidate"),
+    (lambda r: r.ask("   "), "non-empty prompt"),
+    (lambda r: r.ask("hi", answer="maybe"), "answer must be"),
+])
+def test_bad_requests(rec, call, message):
+    with pytest.raises(RecommenderError, match=message):
+        call(rec)
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(RecommenderError, match="not a genrec checkpoint"):
+        Recommender.from_pretrained(tmp_path)
