@@ -28,7 +28,7 @@ def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
 
 
 SOURCES = ("movielens-100k", "movielens-1m", "amazon", "movielens-raw", "table")
-ITEM_ID_SCHEMES = ("random", "sequential", "collaborative")
+ITEM_ID_SCHEMES = ("random", "sequential", "collaborative", "semantic")
 USER_ID_SCHEMES = ("random", "sequential")
 
 
@@ -48,6 +48,8 @@ class DataConfig:
     skip_bad_rows: bool = _f(False, "skip and count malformed rows instead of failing")
     cluster_k: int = _f(20, "collaborative IDs: clusters per level of the spectral tree")
     cluster_leaf: int = _f(50, "collaborative IDs: largest leaf cluster")
+    semantic_levels: int = _f(3, "semantic IDs: residual k-means levels")
+    semantic_codes: int = _f(32, "semantic IDs: codes per level")
 
     def __post_init__(self) -> None:
         if self.k_core < 1:

@@ -11,7 +11,7 @@ def test_round_trip():
 
 @pytest.mark.parametrize("data, message", [
     ({"kcore": 3}, r"unknown key 'data.kcore' \(allowed: .*k_core"),
-    ({"item_ids": "magic"}, r"data.item_ids = 'magic' is not allowed \(allowed: random, sequential, collaborative\)"),
+    ({"item_ids": "magic"}, r"data.item_ids = 'magic' is not allowed \(allowed: random, sequential, collaborative, semantic\)"),
     ({"k_core": "many"}, "data.k_core must be an integer, got 'many'"),
     ({"k_core": 0}, "k_core must be >= 1"),
     ({"source": "table"}, "data.path is required"),

@@ -11,6 +11,8 @@ Layout (schema version 1)::
       items.parquet         item (index), raw_id, id (the ID scheme's string), title,
                             category ('|'-joined), year, text, image (path|null), facts (JSON|null)
       users.parquet         user (index), raw_id, id, attrs (JSON)
+      semantic.npz/.json    only with semantic IDs: the TF-IDF/SVD/codebook index that gives
+                            new items an ID from their content
       negatives.npy         int32 [n_users, n_candidates - 1]: items the user never touched,
                             sampled once with the seed (-1 pads a tiny catalogue); the direct
                             task's candidate list is the held-out item plus these
@@ -76,6 +78,7 @@ class PreparedDataset:
     users: pd.DataFrame
     negatives: np.ndarray
     path: Path | None = field(default=None, compare=False)
+    semantic: object | None = field(default=None, compare=False)  # SemanticIndex for semantic IDs
 
     # ---------------------------------------------------------------- building
     @classmethod
@@ -117,10 +120,19 @@ class PreparedDataset:
         train_seqs = [items_col[bounds[u]:bounds[u + 1]][is_train[bounds[u]:bounds[u + 1]]] for u in range(n_users)]
 
         step(f"{cfg.item_ids} item IDs")
-        item_ids = assign_ids(cfg.item_ids, IdContext(n_items, train_seqs, cfg.seed, cfg.cluster_k, cfg.cluster_leaf))
+        meta_items = raw.items.drop_duplicates("item").set_index("item")
+        texts = None
+        if cfg.item_ids == "semantic":
+            from genrec.data.semantic import item_text
+            recs = meta_items.reindex(raw_items).reset_index(names="raw_id")
+            texts = [item_text(r, json.loads(r["facts"]) if isinstance(r.get("facts"), str) else None)
+                     for r in recs.to_dict("records")]
+        artifacts: dict = {}
+        item_ids = assign_ids(cfg.item_ids, IdContext(n_items, train_seqs, cfg.seed, cfg.cluster_k, cfg.cluster_leaf,
+                                                      item_texts=texts, semantic_levels=cfg.semantic_levels,
+                                                      semantic_codes=cfg.semantic_codes, artifacts=artifacts))
         user_ids = assign_ids(cfg.user_ids, IdContext(n_users, [], cfg.seed + 1), users=True)
 
-        meta_items = raw.items.drop_duplicates("item").set_index("item")
         items = meta_items.reindex(raw_items).reset_index(names="raw_id")
         items["title"] = items["title"].where(items["title"].notna() & (items["title"].astype(str) != ""),
                                               None)
@@ -149,7 +161,7 @@ class PreparedDataset:
             "has_reviews": bool(inter["review"].notna().any()),
             "has_facts": bool(items["facts"].notna().any()),
         }
-        return cls(meta, inter, items, users, negatives)
+        return cls(meta, inter, items, users, negatives, semantic=artifacts.get("semantic"))
 
     # ---------------------------------------------------------------- disk
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
@@ -159,6 +171,8 @@ class PreparedDataset:
             self.users.to_parquet(tmp / "users.parquet", index=False)
             np.save(tmp / "negatives.npy", self.negatives, allow_pickle=False)
             (tmp / "meta.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+            if self.semantic is not None:
+                self.semantic.save(tmp)
         self.path = Path(out)
         return self.path
 
@@ -174,9 +188,13 @@ class PreparedDataset:
             raise DataError(f"{path}: dataset schema version {ver}, this genrec reads version "
                             f"{SCHEMA_VERSION}; prepare it again with this version")
         try:
+            semantic = None
+            if (path / "semantic.npz").is_file():
+                from genrec.data.semantic import SemanticIndex
+                semantic = SemanticIndex.load(path)
             return cls(meta, pd.read_parquet(path / "interactions.parquet"),
                        pd.read_parquet(path / "items.parquet"), pd.read_parquet(path / "users.parquet"),
-                       np.load(path / "negatives.npy", allow_pickle=False), path=path)
+                       np.load(path / "negatives.npy", allow_pickle=False), path=path, semantic=semantic)
         except (OSError, ValueError) as e:
             raise DataError(f"{path}: damaged prepared dataset ({e})") from None
 

@@ -14,9 +14,10 @@ the data config and saved with the prepared dataset:
   of cluster numbers plus its place in the leaf, e.g. "3-12-7", so items that
   are consumed together share ID prefixes.
 
-`ITEM_SCHEMES` is the registry: a new scheme (semantic IDs from item content
-embeddings, RQ-k-means as in TIGER) is one more function taking `IdContext`,
-which already carries optional `item_embeddings`.
+- `semantic` — TIGER's semantic IDs: residual k-means codes of the item's
+  content embedding (genrec.data.semantic); new items get IDs from content alone.
+
+`ITEM_SCHEMES` is the registry: a new scheme is one more function taking `IdContext`.
 """
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ class IdContext:
     cluster_k: int = 20
     cluster_leaf: int = 50
     item_embeddings: np.ndarray | None = None  # [n, d] content embeddings, for content-based schemes
+    item_texts: list[str] | None = None  # item content as text (semantic IDs)
+    semantic_levels: int = 3
+    semantic_codes: int = 32
+    artifacts: dict | None = None  # what a scheme needs saved with the dataset (e.g. the semantic index)
 
 
 def random_ids(ctx: IdContext) -> list[str]:
@@ -105,10 +110,22 @@ def collaborative_ids(ctx: IdContext) -> list[str]:
     return out
 
 
+def semantic_ids(ctx: IdContext) -> list[str]:
+    from genrec.data.semantic import build_semantic
+
+    if ctx.item_texts is None:
+        raise ValueError("semantic IDs need item texts")
+    ids, index = build_semantic(ctx.item_texts, ctx.semantic_levels, ctx.semantic_codes, seed=ctx.seed)
+    if ctx.artifacts is not None:
+        ctx.artifacts["semantic"] = index
+    return ids
+
+
 ITEM_SCHEMES: dict[str, Callable[[IdContext], list[str]]] = {
     "random": random_ids,
     "sequential": sequential_ids,
     "collaborative": collaborative_ids,
+    "semantic": semantic_ids,
 }
 USER_SCHEMES: dict[str, Callable[[IdContext], list[str]]] = {
     "random": random_ids,

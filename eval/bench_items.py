@@ -1,0 +1,146 @@
+"""How an item is written decides what genrec costs: atomic tokens vs text IDs vs titles.
+
+Side by side, one run, same backbone (SmolLM2-135M + LoRA), same data (MovieLens-1M test users):
+
+1. evaluation throughput (users/s) of sequential full ranking: atomic single pass (one forward
+   per batch of users, exact over the catalogue) vs text-ID trie-constrained beam search
+   (10 beams, top-10). Target >= 50x.
+2. training throughput (examples/s): atomic short prompts vs title prompts (each history item
+   written by its title, as text prompts with titles are). Target >= 4x.
+
+Costs do not depend on the adapter's values, so untrained adapters are used. Writes
+eval/results/items.{json,md}.
+
+    .venv/bin/python eval/bench_items.py --data data/ml-1m [--beam-users 8] [--atomic-users 256]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "eval" / "results"
+
+
+def main() -> None:
+    import numpy as np
+    import torch
+
+    from genrec.atomic import atomic_write_text
+    from genrec.batches import Collator, make_example
+    from genrec.config import load_recipe
+    from genrec.data.dataset import PreparedDataset
+    from genrec.decoding import build_trie, topk_items
+    from genrec.evaluate import eval_users
+    from genrec.modeling.backbone import autocast, load_backbone
+    from genrec.modeling.model import GenRecModel
+    from genrec.prompts import load_templates
+    from genrec.train import compute_loss
+
+    ap = argparse.ArgumentParser(description="item-writing cost benchmark")
+    ap.add_argument("--data", required=True, help="prepared dataset (MovieLens-1M for the headline)")
+    ap.add_argument("--beam-users", type=int, default=8)
+    ap.add_argument("--atomic-users", type=int, default=256)
+    ap.add_argument("--train-steps", type=int, default=6)
+    ap.add_argument("--max-history", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    ds = PreparedDataset.load(a.data)
+    base = load_recipe(ROOT / "adapters" / "lora-smollm2.yaml", {"train.max_history": a.max_history,
+                                                                   "model.max_length": 512})
+    templates = load_templates()
+    t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
+    titles = [ds.title(i) for i in range(ds.n_items)]
+    result = {"data": ds.meta["name"], "items": ds.n_items, "date": time.strftime("%Y-%m-%d"),
+              "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "max_history": a.max_history}
+
+    def model_for(mode: str) -> GenRecModel:
+        torch.manual_seed(0)
+        r = replace(base, model=replace(base.model, item_tokens=mode))
+        return GenRecModel(r, load_backbone(r.model.backbone), item_ids=ds.item_ids, titles=titles).eval()
+
+    # ---- 1. evaluation throughput
+    rng = np.random.default_rng(0)
+    timing = {}
+    for mode, n in (("atomic", a.atomic_users), ("text", a.beam_users)):
+        m = model_for(mode)
+        users = eval_users(ds, "test", n, seed=1)
+        col = Collator(m)
+        exs = [make_example(ds, m, t, u, "test", rng, a.max_history) for u in users]
+        trie = build_trie(m) if mode == "text" else None
+        bs = 16 if mode == "atomic" else 1
+        with torch.inference_mode(), autocast(m.device):
+            topk_items(m, col.prompts(exs[:1]), 10, None, trie, num_beams=10)  # warm-up
+            t0 = time.perf_counter()
+            for s in range(0, len(exs), bs):
+                chunk = exs[s:s + bs]
+                topk_items(m, col.prompts(chunk), 10, [list(ds.history(e.user, "test")) for e in chunk], trie,
+                           num_beams=10)
+            el = time.perf_counter() - t0
+        tokens = float(np.mean([len(col.prompt_ids(e)[0]) for e in exs]))
+        timing[mode] = {"users": len(exs), "seconds": round(el, 2), "users_per_s": round(len(exs) / el, 3),
+                        "prompt_tokens": round(tokens, 1)}
+        print(mode, timing[mode], flush=True)
+        del m
+    result["eval"] = {"atomic_single_pass": timing["atomic"], "text_id_beam_search": timing["text"],
+                      "speedup": round(timing["atomic"]["users_per_s"] / timing["text"]["users_per_s"], 1),
+                      "target": ">= 50x"}
+
+    # ---- 2. training throughput: atomic short prompts vs title prompts
+    train = {}
+    for label in ("atomic", "titles"):
+        m = model_for("atomic" if label == "atomic" else "text")
+        if label == "titles":
+            m.codec.text = lambda i: titles[i]  # every history item written by its title
+        m.train()
+        col = Collator(m)
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
+        exs_all = []
+        rng = np.random.default_rng(0)
+        users = eval_users(ds, "test", 8 * (a.train_steps + 1), seed=2)
+        for u in users:
+            exs_all.append(make_example(ds, m, t, u, "train", rng, a.max_history))
+        times = []
+        for s in range(a.train_steps + 1):
+            batch = exs_all[8 * s: 8 * s + 8]
+            t0 = time.perf_counter()
+            with autocast(m.device):
+                loss = compute_loss(m, m, col, t, batch, m.device)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            if s:  # the first step warms up
+                times.append(time.perf_counter() - t0)
+        tokens = float(np.mean([len(col.prompt_ids(e)[0]) + len(col.target_ids(e)) for e in exs_all]))
+        train[label] = {"examples_per_s": round(8 * len(times) / sum(times), 2), "tokens_per_example": round(tokens, 1)}
+        print(label, train[label], flush=True)
+        del m
+    result["train"] = {**train, "speedup": round(train["atomic"]["examples_per_s"] / train["titles"]["examples_per_s"], 2),
+                       "target": ">= 4x"}
+    RESULTS.mkdir(exist_ok=True)
+    atomic_write_text(RESULTS / "items.json", json.dumps(result, indent=2) + "\n")
+    e, tr = result["eval"], result["train"]
+    md = f"""# Item tokens: cost of ranking and training ({result['data']}, {result['items']:,} items)
+
+{result['date']}, {result['cpus']} CPUs, {result['threads']} torch threads, SmolLM2-135M + LoRA, bf16 autocast where the CPU has it,
+history of up to {a.max_history} items.
+
+| measurement | atomic tokens | text IDs / titles | ratio | target |
+|---|---|---|---|---|
+| sequential full ranking, users/s | {e['atomic_single_pass']['users_per_s']} (one pass, {e['atomic_single_pass']['users']} users, {e['atomic_single_pass']['prompt_tokens']} prompt tokens) | {e['text_id_beam_search']['users_per_s']} (beam search 10x10, {e['text_id_beam_search']['users']} users, {e['text_id_beam_search']['prompt_tokens']} prompt tokens) | {e['speedup']}x | >= 50x |
+| training, examples/s | {tr['atomic']['examples_per_s']} ({tr['atomic']['tokens_per_example']} tokens/example) | {tr['titles']['examples_per_s']} (title prompts, {tr['titles']['tokens_per_example']} tokens/example) | {tr['speedup']}x | >= 4x |
+"""
+    atomic_write_text(RESULTS / "items.md", md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
