@@ -106,8 +106,8 @@ def main() -> None:
         exs_all = []
         rng = np.random.default_rng(0)
         users = eval_users(ds, "test", 8 * (a.train_steps + 1), seed=2)
-        for u in users:
-            exs_all.append(make_example(ds, m, t, u, "train", rng, a.max_history))
+        for u in users:  # full-length histories (the test target), trained on like any example
+            exs_all.append(make_example(ds, m, t, u, "test", rng, a.max_history))
         times = []
         for s in range(a.train_steps + 1):
             batch = exs_all[8 * s: 8 * s + 8]

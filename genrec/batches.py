@@ -39,7 +39,8 @@ def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, us
     v = values if values is not None else example_values(ds, template, user, split, rng, max_history, n_candidates)
     if v is None:
         return None
-    r = render(template, v, model.codec.text, image_items, k=model.recipe.model.visual_tokens)
+    r = render(template, v, model.codec.text, image_items, k=model.recipe.model.visual_tokens,
+               item_sep="" if model.codec.mode == "atomic" else ", ")
     return Example(template.family, template, user, r.source, r.target, r.image_items,
                    v["item"] if template.answer == "item" else None, v.get("candidates"), v.get("history"))
 
@@ -125,6 +126,7 @@ def lm_loss(model, batch: dict) -> torch.Tensor:
     return model(**batch).loss
 
 
-def item_loss(model, batch: dict, targets: torch.Tensor) -> torch.Tensor:
-    """Full-softmax cross-entropy over the atomic item block at the answer position."""
-    return model(**batch, item_targets=targets).loss
+def item_loss(model, batch: dict, targets: torch.Tensor, dense: bool = False) -> torch.Tensor:
+    """Full-softmax cross-entropy over the atomic item block at the answer position
+    (dense: at every item of the prompt too)."""
+    return model(**batch, item_targets=targets, dense_items=dense).loss

@@ -323,8 +323,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["test", "valid"])
     p.add_argument("--users", type=int, default=None, help="evaluate a fixed random subset of N users")
     p.add_argument("--families", default="sequential,direct,explanation")
-    p.add_argument("--templates", default="first", choices=["first", "seen", "unseen", "all"],
-                   help="first = one seen and one unseen template per family")
+    p.add_argument("--templates", default="first",
+                   help="first (one seen + one unseen per family), first-seen, seen, unseen, all, or template ids "
+                        "like seq-1,dir-4")
     p.add_argument("--max-history", type=int, default=None, help="history items per prompt (default: recipe's)")
     p.add_argument("--keep-history", action="store_true", help="do not exclude the user's earlier items from rankings")
     p.add_argument("--batch-size", type=int, default=16)

@@ -232,6 +232,8 @@ class TrainConfig:
     candidates: int = _f(20, "direct task: candidates per training prompt (evaluation uses the dataset's list)")
     mixture: dict | None = _f(None, "task family -> sampling weight (default: equal)")
     templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
+    dense_items: bool = _f(True, "atomic items, sequential templates: also learn every history item from the "
+                           "tokens before it (SASRec-style), not only the answer")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")
     seed: int = _f(0, "training seed")

@@ -93,7 +93,8 @@ def evaluate(model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | N
              templates: str = "first", max_history: int = 10, exclude_history: bool = True,
              batch_size: int = 16, num_beams: int | None = None, progress: bool = True, seed: int = 0,
              prompts_dir=None, precision: str = "auto") -> dict:
-    """All requested families; `templates`: first (one seen + one unseen per family), seen, unseen, all."""
+    """All requested families. templates: first (one seen + one unseen per family), first-seen,
+    seen, unseen, all, or comma-separated template ids."""
     model.eval()
     with autocast(model.device, precision):
         return _evaluate(model, ds, features, split, n_users, families, templates, max_history, exclude_history,
@@ -115,8 +116,13 @@ def _evaluate(model, ds, features, split, n_users, families, templates, max_hist
         ts = [t for t in ts if t.answer == want]
         if templates == "first":
             ts = [t for t in ts if t.seen][:1] + [t for t in ts if not t.seen][:1]
+        elif templates == "first-seen":
+            ts = [t for t in ts if t.seen][:1]
         elif templates in ("seen", "unseen"):
             ts = [t for t in ts if t.seen == (templates == "seen")]
+        elif templates != "all":  # explicit template ids, comma-separated
+            want_ids = {x.strip() for x in templates.split(",")}
+            ts = [t for t in ts if t.id in want_ids]
         res = {}
         for t in ts:
             model.set_task(fam)

@@ -138,12 +138,14 @@ def render(
     image_items: Container[int] | None = None,
     k: int = 2,
     image_token: str = IMAGE_TOKEN,
+    item_sep: str = ", ",
 ) -> Rendered:
     """Fill a template. Pure: same inputs, same output.
 
     values: text slots as strings; `item` as an item index; `history` and
     `candidates` as sequences of item indices. `image_items`: the items that
-    have an image (None = no images in this dataset).
+    have an image (None = no images in this dataset). `item_sep` joins the items of a list
+    (atomic item tokens need none: one token per item keeps prompts short).
     """
     placed: list[int] = []
 
@@ -167,7 +169,7 @@ def render(
                         s = f"{s} {image_token * k}"
                         placed.append(int(i))
                     parts.append(s)
-                out.append(", ".join(parts))
+                out.append(item_sep.join(parts))
         return "".join(out)
 
     source = fill(template.input, True)

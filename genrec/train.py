@@ -129,7 +129,8 @@ def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device) ->
     """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside."""
     if raw.codec.mode == "atomic" and t.answer == "item":
         batch = _to(collator.prompts(exs), device)
-        return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device))
+        dense = raw.recipe.train.dense_items and t.family == "sequential"  # history = a sequence
+        return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense)
     return lm_loss(model, _to(collator.lm(exs), device))
 
 

@@ -71,7 +71,7 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     assert main(["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30",
                  "--explain-users", "2"]) == 0
     out = capsys.readouterr().out
-    assert "| most popular |" in out and "genrec (seq-1 / dir-4, seen templates)" in out
+    assert "| most popular |" in out and "genrec (seq-1 seen / dir-4 seen)" in out
     assert "recently watched" in out and "->" in out
     res = __import__("json").loads((tmp_path / "results.json").read_text())
     assert res["genrec"]["users"] == 30

@@ -17,14 +17,16 @@ ITEM_TOKEN = "<item_{}>"
 
 
 class ItemTable(nn.Module):
-    """Atomic item tokens: [I, D] embeddings (input and output side) and an [I] output bias.
+    """Atomic item tokens: input embeddings, output embeddings and an output bias, all [I, ...].
 
-    The bias starts at the centred log training frequency when given, so an untrained model
-    already ranks like most-popular and training learns the personal part on top."""
+    Input rows start from the item's title embedding (the prompt can read what an item is);
+    output rows start at zero and the bias at the centred log training frequency, so an
+    untrained model ranks exactly like most-popular and training learns the personal part."""
 
     def __init__(self, n_items: int, dim: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(n_items, dim))
+        self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
+        self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
         self.bias = nn.Parameter(torch.zeros(n_items))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:

@@ -152,14 +152,26 @@ class GenRecModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 image_feats: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, item_targets: torch.Tensor | None = None,
-                target_len: int | None = None, **kw):
+                target_len: int | None = None, dense_items: bool = False, **kw):
         """The backbone's output on spliced embeddings; with a training loss when asked.
 
         item_targets [B]: full-softmax cross-entropy over the atomic item block at the answer
-        position. target_len (decoder-only, left-padded, with labels): token cross-entropy with
+        position; with dense_items (decoder-only) also at every position followed by an item token. target_len (decoder-only, left-padded, with labels): token cross-entropy with
         logits computed only at the last target_len + 1 positions (the rest are never needed).
         Keeping the loss inside forward lets a DDP-wrapped model synchronise gradients.
         """
+        if item_targets is not None and dense_items and not self.is_encoder_decoder:
+            # every atomic item in the prompt is also a target, predicted from the position before
+            # it (causal, as SASRec trains), plus the answer after the last position
+            embeds = self.embed(input_ids, image_feats)
+            hidden = self.base_model().get_decoder()(inputs_embeds=embeds,
+                                                     attention_mask=attention_mask).last_hidden_state  # [B, T, D]
+            nxt = input_ids[:, 1:]  # [B, T-1]
+            is_item = nxt >= self.codec.offset
+            h = torch.cat([hidden[:, :-1][is_item], hidden[:, -1]])  # [M + B, D]
+            y = torch.cat([nxt[is_item] - self.codec.offset, item_targets])  # [M + B]
+            logits = self.item_logits(h).float()
+            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits[-len(item_targets):])
         if item_targets is not None:
             h = self.answer_hidden(input_ids, attention_mask, image_feats)  # [B, D]
             logits = self.item_logits(h).float()  # [B, I]
@@ -203,7 +215,7 @@ class GenRecModel(nn.Module):
         """[.., I] scores of every atomic item token (the item block of the output layer)."""
         if self.item_emb is None:
             raise ValueError("item_logits needs model.item_tokens=atomic")
-        return hidden.to(self.item_emb.weight.dtype) @ self.item_emb.weight.T + self.item_emb.bias  # [.., I]
+        return hidden.to(self.item_emb.out.dtype) @ self.item_emb.out.T + self.item_emb.bias  # [.., I]
 
     # ---------------------------------------------------------------- serving
     def merge_lora(self) -> None:
@@ -308,7 +320,7 @@ def model_info(recipe: Recipe, n_items: int = 1000) -> dict:
             "layer norms"
         groups[key] = groups.get(key, 0) + p.numel()
     if atomic:  # an [I, D] trainable table beside the frozen vocabulary
-        table = n_items * bb.hidden
+        table = n_items * (2 * bb.hidden + 1)
         groups[f"atomic item table ({n_items:,} items)"] = table
         train, total = train + table, total + table
     return {"backbone": name, "kind": bb.kind, "trainable": train, "total": total,

@@ -1,0 +1,75 @@
+"""Atomic item tokens: the backbone's vocabulary is untouched, and the item block is exact."""
+import numpy as np
+import torch
+
+from genrec.modeling.backbone import build_from_config
+from genrec.modeling.model import GenRecModel
+from tests.helpers import tiny_recipe
+
+IDS = [str(100 + i) for i in range(12)]
+
+
+def test_adding_item_tokens_leaves_original_embeddings_and_logits_unchanged():
+    plain = GenRecModel(tiny_recipe(item_tokens="text"), build_from_config("tiny-llama"), item_ids=IDS)
+    atomic = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
+                         titles=[f"film {i}" for i in range(12)])
+    atomic.visual_proj.load_state_dict(plain.visual_proj.state_dict())
+    e_plain = plain.base_model().get_input_embeddings().weight
+    e_atomic = atomic.base_model().get_input_embeddings().weight
+    assert torch.equal(e_plain, e_atomic)  # no row added to or changed in the backbone's table
+    ids = plain.tokenizer(["user_1 watched 100, 101. Next?"], return_tensors="pt")
+    with torch.no_grad():
+        a = plain(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).logits
+        b = atomic(input_ids=ids["input_ids"], attention_mask=ids["attention_mask"]).logits
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert atomic.codec.offset >= e_atomic.shape[0]
+
+
+def test_untrained_item_block_ranks_like_popularity():
+    counts = np.arange(12)[::-1] * 10.0
+    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
+                    titles=[f"film {i}" for i in range(12)], item_counts=counts)
+    h = torch.randn(3, m.item_emb.weight.shape[1])
+    order = m.item_logits(h).argsort(dim=-1, descending=True)
+    assert (order == torch.arange(12)).all()
+
+
+def test_item_block_scores_are_the_generation_log_probabilities_up_to_a_constant():
+    torch.manual_seed(0)
+    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
+                    titles=[f"film {i}" for i in range(12)]).eval()
+    with torch.no_grad():
+        for p in m.item_emb.parameters():
+            p.normal_(0, 0.3)
+        text = m.codec.text(3) + " and " + m.codec.text(5) + " then"
+        ids = m.tokenizer([text], return_tensors="pt")
+        mask = ids["attention_mask"]
+        h = m.answer_hidden(ids["input_ids"], mask)  # [1, D]
+        block = torch.log_softmax(m.item_logits(h), -1)[0]  # the ranking genrec uses
+        # the other way: the next-token distribution over the whole extended vocabulary
+        base_logits = m(input_ids=ids["input_ids"], attention_mask=mask).logits[0, -1]  # [V]
+        full = torch.log_softmax(torch.cat([base_logits, m.item_logits(h)[0]]), -1)
+        gen = full[base_logits.shape[0]:]  # log P(generate item i)
+    diff = gen - block
+    torch.testing.assert_close(diff, diff[0].expand_as(diff), rtol=0, atol=1e-5)  # a constant: log P(any item)
+    assert torch.equal(gen.argsort(), block.argsort())
+
+
+def test_dense_item_loss_adds_every_history_item_as_a_target():
+    torch.manual_seed(1)
+    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
+                    titles=[f"film {i}" for i in range(12)]).eval()
+    with torch.no_grad():
+        for p in m.item_emb.parameters():
+            p.normal_(0, 0.3)
+        text = "user_1: " + m.codec.text(3) + ", " + m.codec.text(5) + ". next?"
+        enc = m.tokenizer([text], return_tensors="pt")
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        dense = m(input_ids=ids, attention_mask=mask, item_targets=torch.tensor([7]), dense_items=True).loss
+        # by hand: hidden states of the whole prompt; positions followed by items 3 and 5, and the end
+        hid = m.base_model().get_decoder()(inputs_embeds=m.embed(ids), attention_mask=mask).last_hidden_state[0]
+        pos = [int(j) for j in range(ids.shape[1] - 1) if ids[0, j + 1] >= m.codec.offset]
+        assert len(pos) == 2
+        logp = torch.log_softmax(m.item_logits(hid), -1)
+        expect = -(logp[pos[0], 3] + logp[pos[1], 5] + logp[-1, 7]) / 3
+    torch.testing.assert_close(dense, expect, rtol=1e-5, atol=1e-5)
