@@ -34,7 +34,7 @@ def _sasrec_reference() -> dict | None:
     return r.get("sasrec") if r.get("sasrec") and "error" not in r["sasrec"] else None
 
 
-def run(workdir: str | Path = "genrec-quickstart", steps: int = 150, retrain: bool = False,
+def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bool = False,
         explain_users: int = 20, eval_users: int | None = None, log=print) -> dict:
     import shutil
 

@@ -54,7 +54,8 @@ def test_second_run_is_a_cache_hit_and_a_changed_image_is_refused(images, tmp_pa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rebuilt, rep = run(images, out, overwrite=True)
-    assert not rep["cache_hit"] and torch.allclose(rebuilt.features[2], rebuilt.features[0])
+    assert not rep["cache_hit"]
+    torch.testing.assert_close(rebuilt.features[2], rebuilt.features[0], rtol=1e-4, atol=1e-4)  # same photo now
     with pytest.raises(VisionError, match="expected|asked for"):
         load_features(out, expect={"encoder": "ViT-B-32"})
 
