@@ -338,23 +338,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 def load_checkpoint(ckpt: str, data: str | None, device: str | None = None):
     """(model, dataset, features) for a checkpoint, checked against the dataset."""
-    import yaml
+    from genrec.recommender import Recommender
 
-    from genrec.data.dataset import PreparedDataset
-    from genrec.modeling.model import GenRecModel
-    from genrec.train import check_dataset, image_features
-
-    ck = Path(ckpt)
-    if not (ck / "config.yaml").is_file():
-        raise ValueError(f"{ck}: not a genrec checkpoint (no config.yaml)")
-    cfg = yaml.safe_load((ck / "config.yaml").read_text()) or {}
-    data = data or cfg.get("data_dir")
-    if not data:
-        raise ValueError(f"{ck}: the checkpoint does not name its dataset; pass --data DIR")
-    ds = PreparedDataset.load(data)
-    check_dataset(ck, ds)
-    model = GenRecModel.from_pretrained(ck, device=device)
-    return model, ds, image_features(model.recipe, ds, Path(data))
+    rec = Recommender.from_pretrained(ckpt, data, device)
+    return rec.model, rec.ds, rec.features
 
 
 @verb("evaluate", "HR/NDCG (sequential, direct) and BLEU/ROUGE (explanation) of a checkpoint", _evaluate_args)
