@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 from genrec.batches import Collator, item_loss, lm_loss, make_example
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
+from genrec.decoding import on_device
 from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
 from genrec.modeling.model import CheckpointError, GenRecModel
@@ -128,14 +128,10 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
 def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device) -> torch.Tensor:
     """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside."""
     if raw.codec.mode == "atomic" and t.answer == "item":
-        batch = _to(collator.prompts(exs), device)
+        batch = on_device(collator.prompts(exs), device)
         dense = raw.recipe.train.dense_items and t.family == "sequential"  # history = a sequence
         return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense)
-    return lm_loss(model, _to(collator.lm(exs), device))
-
-
-def _to(batch: dict, device) -> dict:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    return lm_loss(model, on_device(collator.lm(exs), device))
 
 
 # ---------------------------------------------------------------- the loop
@@ -268,7 +264,3 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema, "last_loss": lv,
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out)}
     return summary
-
-
-def with_overrides(recipe: Recipe, **train) -> Recipe:
-    return replace(recipe, train=replace(recipe.train, **train))

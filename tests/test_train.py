@@ -15,6 +15,20 @@ def cyc(tmp_path_factory):
     return cyclic_dataset(tmp_path_factory.mktemp("cyc"))
 
 
+def interrupt_on_call(monkeypatch, n: int) -> None:
+    """Make the n-th compute_loss call raise KeyboardInterrupt (Ctrl-C mid-step)."""
+    import genrec.train as T
+    real, calls = T.compute_loss, []
+
+    def boom(*args, **kw):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(T, "compute_loss", boom)
+
+
 def trainables(path):
     from safetensors.torch import load_file
     state = load_file(str(path / "trainable.safetensors"))
@@ -25,22 +39,13 @@ def trainables(path):
 
 
 def test_resume_reproduces_the_uninterrupted_run(cyc, tmp_path, monkeypatch):
-    import genrec.train as T
     recipe = tiny_recipe(steps=6, eval_every=3, mixture={"sequential": 1.0, "direct": 1.0})
     a = train(recipe, cyc, tmp_path / "a", progress=False)
     # b: the same run, interrupted during step 4 (its last checkpoint is step 3), then resumed
-    real, calls = T.compute_loss, []
-
-    def stop_at_step_4(*args, **kw):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(T, "compute_loss", stop_at_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
-    monkeypatch.setattr(T, "compute_loss", real)
+    with monkeypatch.context() as mp:
+        interrupt_on_call(mp, 4)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
     assert json.loads((tmp_path / "b/last/trainer_state.json").read_text())["step"] == 3
     b = train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
     assert b["resumed_from"] == 3
@@ -67,18 +72,9 @@ def test_tiny_model_learns_the_cyclic_pattern(cyc, tmp_path):
 
 
 def test_interrupt_keeps_the_last_checkpoint(cyc, tmp_path, monkeypatch):
-    import genrec.train as T
     train(tiny_recipe(steps=4, eval_every=2), cyc, tmp_path / "r", progress=False)
     before = trainables(tmp_path / "r/last")
-    real, calls = T.compute_loss, []
-
-    def boom(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(T, "compute_loss", boom)
+    interrupt_on_call(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_recipe(steps=10, eval_every=2), cyc, tmp_path / "r", resume=True, progress=False,
               log=lambda m: None)
