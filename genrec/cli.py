@@ -381,6 +381,61 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- serve / demo
+def _serve_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
+    if demo:
+        p.add_argument("checkpoint", nargs="?", default=None,
+                       help="checkpoint directory (default: the quickstart's, genrec-quickstart/run/best)")
+    else:
+        p.add_argument("checkpoint", help="checkpoint directory (e.g. genrec-quickstart/run/best)")
+    p.add_argument("--data", help="prepared dataset directory (default: the one the checkpoint names)")
+    p.add_argument("--engine", default="hf", choices=["hf", "vllm"],
+                   help="hf: transformers, every backbone (default); vllm: decoder-only + atomic item tokens, "
+                        "batches concurrent requests (needs vLLM: see README 'Serving')")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--device", help="torch device for the hf engine (default: cuda if available, else cpu)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait for the engine")
+    p.add_argument("--max-batch", type=int, default=32, help="most requests handed to the engine at once")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+
+def _start_server(ns: argparse.Namespace, ck: str, banner: str) -> int:
+    import torch
+
+    from genrec.serving.engine import load_engine
+    from genrec.serving.server import serve
+
+    if not 0 < ns.port < 65536:
+        raise ValueError(f"--port must be 1..65535, got {ns.port}")
+    if ns.max_batch < 1 or ns.timeout <= 0:
+        raise ValueError("--max-batch must be >= 1 and --timeout > 0")
+    if ns.threads:
+        torch.set_num_threads(ns.threads)
+    print(f"loading {ck} with the {ns.engine} engine ...", file=sys.stderr)
+    engine = load_engine(ns.engine, ck, ns.data, ns.device)
+    print(banner.format(url=f"http://{ns.host}:{ns.port}"), file=sys.stderr)
+    try:
+        serve(engine, ns.host, ns.port, ns.timeout, ns.max_batch, checkpoint=str(ck))
+    finally:
+        engine.close()
+    return 0
+
+
+@verb("serve", "serve a checkpoint over HTTP (recommend/choose/explain/ask + OpenAI-style chat)", _serve_args)
+def cmd_serve(ns: argparse.Namespace) -> int:
+    return _start_server(ns, ns.checkpoint, "genrec API on {url} (docs: {url}/docs, chat page: {url}/) — Ctrl-C stops")
+
+
+@verb("demo", "chat with a checkpoint in a web page (default: the quickstart's)", lambda p: _serve_args(p, True))
+def cmd_demo(ns: argparse.Namespace) -> int:
+    ck = ns.checkpoint or "genrec-quickstart/run/best"
+    if not (Path(ck) / "config.yaml").is_file():
+        hint = " (run `genrec quickstart` first to train it)" if ns.checkpoint is None else ""
+        raise ValueError(f"{ck}: no genrec checkpoint there{hint}")
+    return _start_server(ns, ck, "genrec chat demo: open {url}/ in a browser — Ctrl-C stops")
+
+
 # ---------------------------------------------------------------- entry point
 RECIPE_VERBS = {"info", "train"}  # verbs that take --section.key value overrides
 

@@ -93,10 +93,11 @@ def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]]
     n_items = len(model.codec)
     if model.codec.mode == "atomic":
         h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
-        logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)  # [B, I]
+        logits = model.item_logits(h).float()  # [B, I]
         for r, ex in enumerate(exclude or []):
             if ex:
-                logp[r, torch.as_tensor(list(ex), dtype=torch.long)] = float("-inf")
+                logits[r, torch.as_tensor(list(ex), dtype=torch.long)] = float("-inf")
+        logp = torch.log_softmax(logits, dim=-1)  # log-probability among the items that may be returned
         kk = min(k, n_items)
         vals, idx = logp.topk(kk, dim=-1)
         return [[(int(i), float(v)) for i, v in zip(ir, vr) if v > float("-inf")]

@@ -14,6 +14,7 @@ items: constrained decoding for text IDs, the item block for atomic tokens.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,22 @@ def _fast(fn):
 
 class RecommenderError(ValueError):
     """A request names an unknown user/item or asks for something impossible."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A validated request, ready for an engine: the prompt batch and what to read out of it.
+
+    output: "items" (top-k over the catalogue minus `exclude`), "candidates" (rank exactly
+    these), or "text" (greedy text, never an item or image token)."""
+    family: str
+    output: str
+    batch: dict
+    k: int = 0
+    exclude: tuple[int, ...] = ()
+    candidates: tuple[int, ...] = ()
+    max_new_tokens: int = 0
+    ask: bool = False
 
 
 class Recommender:
@@ -125,11 +142,12 @@ class Recommender:
         if k > self.ds.n_items:
             raise RecommenderError(f"k={k} is larger than the catalogue ({self.ds.n_items:,} items)")
 
-    # ---------------------------------------------------------------- tasks
-    @_fast
-    def recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
-                  history: list[str] | None = None) -> list[dict]:
-        """Top-k next items for a user (from their history, or the `history` given)."""
+    # ---------------------------------------------------------------- queries
+    # Every task is split in two: a validated `Query` (names resolved, prompt rendered and
+    # tokenised) and its execution. The transformers path below and the serving engines run
+    # the very same queries, so every engine answers with the same semantics.
+    def query_recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
+                        history: list[str] | None = None) -> Query:
         self._check_k(k)
         u = self.user_index(user)
         hist = [self.item_index(i) for i in history] if history is not None else self.history(user)
@@ -139,33 +157,80 @@ class Recommender:
             raise RecommenderError(f"k={k} is more than the {self.ds.n_items - len(set(hist)):,} items this user "
                                    "has not seen; lower k or pass exclude_history=False")
         _, batch = self._prompt(self._template("sequential", "item"), u, hist)
-        self.model.set_task("sequential")
-        if self.model.codec.mode == "text" and self._trie is None:
-            self._trie = build_trie(self.model)
-        top = topk_items(self.model, batch, k, [sorted(set(hist))] if exclude_history else None, self._trie,
-                         num_beams=max(k, 10))
-        return [self.item_info(i, s) for i, s in top[0]]
+        return Query("sequential", "items", batch, k=k, exclude=tuple(sorted(set(hist))) if exclude_history else ())
 
-    @_fast
-    def choose(self, user: str | int, candidates: list[str]) -> list[dict]:
-        """Rank the given candidate items for a user (exact log-likelihood scores), best first."""
+    def query_choose(self, user: str | int, candidates: list[str]) -> Query:
         if not candidates:
             raise RecommenderError("choose() needs at least one candidate item")
         u = self.user_index(user)
         cands = [self.item_index(c) for c in candidates]
+        if len(set(cands)) != len(cands):
+            raise RecommenderError("choose() candidates must be distinct items")
         _, batch = self._prompt(self._template("direct", "item"), u, self.history(user), candidates=cands)
-        self.model.set_task("direct")
-        scores = score_candidates(self.model, batch, cands)
-        order = np.argsort(-np.asarray(scores), kind="stable")
-        return [self.item_info(cands[i], scores[i]) for i in order]
+        return Query("direct", "candidates", batch, candidates=tuple(cands))
 
-    @_fast
-    def explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> str:
+    def query_explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> Query:
         u, i = self.user_index(user), self.item_index(item)
         hist = self.history(user)
         _, batch = self._prompt(self._template("explanation", "text"), u, hist or [i], item=i)
-        self.model.set_task("explanation")
-        return generate_text(self.model, batch, max_new_tokens)[0]
+        return Query("explanation", "text", batch, max_new_tokens=max_new_tokens)
+
+    def query_ask(self, text: str, k: int = 5, answer: str = "auto", max_new_tokens: int = 48) -> Query:
+        if not isinstance(text, str) or not text.strip():
+            raise RecommenderError("ask() needs a non-empty prompt")
+        if answer not in ("auto", "item", "text"):
+            raise RecommenderError(f"answer must be auto, item or text, got {answer!r}")
+        if answer == "auto":
+            answer = "item" if any(w in text.lower() for w in ITEM_WORDS) else "text"
+        ids = self.model.tokenizer(self._encode_items(text.strip()), add_special_tokens=self.model.is_encoder_decoder)
+        ids = ids["input_ids"][-self.model.recipe.model.max_length:]
+        if self.model.image_token_id in ids:
+            raise RecommenderError("free-text prompts cannot contain the <img> placeholder")
+        batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+                 "image_feats": None}
+        if answer == "item":
+            self._check_k(k)
+            return Query("sequential", "items", batch, k=k, ask=True)
+        return Query("explanation", "text", batch, max_new_tokens=max_new_tokens, ask=True)
+
+    @_fast
+    def run(self, q: Query):
+        """Execute a query with transformers: [(item, score)] best first, or a string."""
+        self.model.set_task(q.family)
+        if q.output == "items":
+            if self.model.codec.mode == "text" and self._trie is None:
+                self._trie = build_trie(self.model)
+            return topk_items(self.model, q.batch, q.k, [list(q.exclude)] if q.exclude else None, self._trie,
+                              num_beams=max(q.k, 10))[0]
+        if q.output == "candidates":
+            scores = score_candidates(self.model, q.batch, list(q.candidates))
+            scores = (torch.tensor(scores) - torch.logsumexp(torch.tensor(scores), 0)).tolist()  # among the candidates
+            order = np.argsort(-np.asarray(scores), kind="stable")
+            return [(q.candidates[i], scores[i]) for i in order]
+        return generate_text(self.model, q.batch, q.max_new_tokens)[0]
+
+    def answer(self, q: Query, raw):
+        """The public shape of a query's result (what the API and the HTTP server return)."""
+        if q.output == "text":
+            return {"answer": "text", "text": raw} if q.ask else raw
+        items = [self.item_info(i, s) for i, s in raw]
+        return {"answer": "item", "items": items} if q.ask else items
+
+    # ---------------------------------------------------------------- tasks
+    def recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
+                  history: list[str] | None = None) -> list[dict]:
+        """Top-k next items for a user (from their history, or the `history` given)."""
+        q = self.query_recommend(user, k, exclude_history, history)
+        return self.answer(q, self.run(q))
+
+    def choose(self, user: str | int, candidates: list[str]) -> list[dict]:
+        """Rank the given candidate items for a user (exact log-likelihood scores), best first."""
+        q = self.query_choose(user, candidates)
+        return self.answer(q, self.run(q))
+
+    def explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> str:
+        q = self.query_explain(user, item, max_new_tokens)
+        return self.answer(q, self.run(q))
 
     def _encode_items(self, text: str) -> str:
         """Write item IDs mentioned in free text the way the model reads items."""
@@ -175,28 +240,9 @@ class Recommender:
         return re.sub(r"(?<![\w<])(\d+(?:-\d+)*)(?![\w>])",
                       lambda m: self.model.codec.text(ids[m.group(1)]) if m.group(1) in ids else m.group(1), text)
 
-    @_fast
     def ask(self, text: str, k: int = 5, answer: str = "auto", max_new_tokens: int = 48) -> dict:
         """Free text in; items (constrained to the catalogue) or text out.
 
         answer: "item", "text", or "auto" (item when the question asks for a recommendation)."""
-        if not isinstance(text, str) or not text.strip():
-            raise RecommenderError("ask() needs a non-empty prompt")
-        if answer not in ("auto", "item", "text"):
-            raise RecommenderError(f"answer must be auto, item or text, got {answer!r}")
-        if answer == "auto":
-            answer = "item" if any(w in text.lower() for w in ITEM_WORDS) else "text"
-        ids = self.model.tokenizer(self._encode_items(text.strip()), add_special_tokens=self.model.is_encoder_decoder)
-        ids = ids["input_ids"][-self.model.recipe.model.max_length:]
-        batch = {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-                 "image_feats": None}
-        if self.model.image_token_id in ids:
-            raise RecommenderError("free-text prompts cannot contain the <img> placeholder")
-        if answer == "item":
-            self._check_k(k)
-            self.model.set_task("sequential")
-            if self.model.codec.mode == "text" and self._trie is None:
-                self._trie = build_trie(self.model)
-            top = topk_items(self.model, batch, k, None, self._trie, num_beams=max(k, 10))
-            return {"answer": "item", "items": [self.item_info(i, s) for i, s in top[0]]}
-        return {"answer": "text", "text": generate_text(self.model, batch, max_new_tokens)[0]}
+        q = self.query_ask(text, k, answer, max_new_tokens)
+        return self.answer(q, self.run(q))

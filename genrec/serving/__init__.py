@@ -1,0 +1,1 @@
+"""The outside faces: inference engines, the HTTP API and the chat demo."""

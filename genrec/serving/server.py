@@ -1,0 +1,368 @@
+"""The HTTP API: `genrec serve <checkpoint> --engine vllm|hf`.
+
+    POST /recommend  {"user": "23", "k": 10}                       -> {"items": [{id, title, year, score}]}
+    POST /choose     {"user": "23", "candidates": ["50", "181"]}   -> {"items": [...best first]}
+    POST /explain    {"user": "23", "item": "50"}                  -> {"text": "..."}
+    POST /ask        {"text": "user_23 watched 50, 181. next?"}    -> {"answer": "item"|"text", ...}
+    GET  /health, /items/{id}, /users/{id}
+    POST /v1/chat/completions  (OpenAI-compatible, `stream: true` for server-sent events; the chat demo uses it)
+
+Requests go through one batching worker: it takes whatever has queued up (up to
+`max_batch`) and hands it to the engine in one call, so the vLLM engine batches
+concurrent clients while the transformers engine runs them one by one. Every
+request is validated first (sizes, types, known users/items) and answers 4xx with a
+message; an engine failure answers 500 with a message and the server keeps serving.
+"""
+
+import asyncio
+import json
+import queue
+import threading
+import time
+import uuid
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Literal
+
+from genrec.recommender import Query, RecommenderError
+from genrec.serving.chat import MAX_MESSAGE_CHARS, Router
+from genrec.serving.engine import Engine
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_K = 1000
+MAX_CANDIDATES = 100
+MAX_TEXT_CHARS = 8000
+MAX_NEW_TOKENS = 128
+STATIC = Path(__file__).parent / "static"
+
+
+class Batcher:
+    """One worker thread between the HTTP handlers and the engine."""
+
+    def __init__(self, engine: Engine, max_batch: int = 32):
+        self.engine, self.max_batch = engine, max_batch
+        self.q: queue.Queue = queue.Queue()
+        self.batches = 0
+        self._t = threading.Thread(target=self._loop, name="genrec-batcher", daemon=True)
+        self._t.start()
+
+    def submit(self, query: Query) -> Future:
+        f: Future = Future()
+        self.q.put((query, f))
+        return f
+
+    def _loop(self) -> None:
+        while True:
+            first = self.q.get()
+            if first is None:
+                return
+            work = [first]
+            while len(work) < self.max_batch:
+                try:
+                    nxt = self.q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.q.put(None)
+                    break
+                work.append(nxt)
+            work = [(q, f) for q, f in work if f.set_running_or_notify_cancel()]
+            if not work:
+                continue
+            try:
+                results = self.engine.run_batch([q for q, _ in work])
+            except Exception as e:  # the engine failed as a whole: every waiting request learns why
+                results = [e] * len(work)
+            self.batches += 1
+            for (_, f), r in zip(work, results):
+                if isinstance(r, BaseException):
+                    f.set_exception(r)
+                else:
+                    f.set_result(r)
+
+    def close(self) -> None:
+        self.q.put(None)
+
+
+def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, checkpoint: str = ""):
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
+    from pydantic import BaseModel, ConfigDict, Field
+
+    rec = engine.rec
+    router = Router(rec.ds)
+    batcher = Batcher(engine, max_batch)
+
+    class Strict(BaseModel):
+        model_config = ConfigDict(extra="forbid", str_max_length=MAX_TEXT_CHARS)
+
+    ID = Field(min_length=1, max_length=200)
+
+    class RecommendReq(Strict):
+        user: str = ID
+        k: int = Field(10, ge=1, le=MAX_K)
+        exclude_history: bool = True
+        history: list[str] | None = Field(None, max_length=MAX_K)
+
+    class ChooseReq(Strict):
+        user: str = ID
+        candidates: list[str] = Field(min_length=1, max_length=MAX_CANDIDATES)
+
+    class ExplainReq(Strict):
+        user: str = ID
+        item: str = ID
+        max_new_tokens: int = Field(40, ge=1, le=MAX_NEW_TOKENS)
+
+    class AskReq(Strict):
+        text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+        k: int = Field(5, ge=1, le=MAX_K)
+        answer: Literal["auto", "item", "text"] = "auto"
+        max_new_tokens: int = Field(48, ge=1, le=MAX_NEW_TOKENS)
+
+    class Message(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        role: Literal["system", "user", "assistant", "tool", "developer"]
+        content: str | None = Field(None, max_length=MAX_TEXT_CHARS)
+
+    class ChatReq(BaseModel):
+        model_config = ConfigDict(extra="allow")  # OpenAI clients send more fields than we use
+        model: str | None = None
+        messages: list[Message] = Field(min_length=1, max_length=64)
+        stream: bool = False
+        user: str | None = Field(None, max_length=200)
+        max_tokens: int | None = Field(None, ge=1, le=4096)
+
+    app = FastAPI(title="genrec", version="0.1.0",
+                  description="Generative recommendation with adapter-tuned language models")
+    app.state.engine, app.state.batcher, app.state.router = engine, batcher, router
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "status": status}}, status_code=status)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        n = request.headers.get("content-length")
+        if n is not None and (not n.isdigit() or int(n) > MAX_BODY_BYTES):
+            return error(413, f"request body over {MAX_BODY_BYTES // 1024} KiB")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        errs = exc.errors()
+        parts = []
+        for e in errs[:3]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return error(422, "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):
+        return error(500, f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
+
+    async def execute(make):
+        """Build a query (4xx on bad names/values), run it through the batcher (504 on timeout)."""
+        try:
+            q = make()
+        except RecommenderError as e:
+            return None, q_error(e)
+        return await run_query(q)
+
+    async def run_query(q: Query):
+        try:
+            raw = await asyncio.wait_for(asyncio.wrap_future(batcher.submit(q)), timeout_s)
+        except asyncio.TimeoutError:
+            return None, error(504, f"the engine did not answer within {timeout_s:g} s")
+        except RecommenderError as e:
+            return None, q_error(e)
+        except Exception as e:
+            return None, error(500, f"engine error ({type(e).__name__}: {str(e)[:200]})")
+        return rec.answer(q, raw), None
+
+    def q_error(e: RecommenderError) -> JSONResponse:
+        msg = str(e)
+        return error(404 if msg.startswith(("unknown user", "unknown item")) else 400, msg)
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "engine": engine.name, "checkpoint": checkpoint, "users": rec.ds.n_users,
+                "items": rec.ds.n_items, "item_tokens": rec.model.codec.mode, "backbone": rec.model.recipe.model.backbone,
+                "queued": batcher.q.qsize()}
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: str):
+        try:
+            i = rec.item_index(item_id)
+        except RecommenderError as e:
+            return q_error(e)
+        info = rec.item_info(i)
+        cat = rec.ds.items["category"].iat[i]
+        if isinstance(cat, str) and cat:
+            info["genres"] = cat
+        if isinstance(rec.ds.items["image"].iat[i], str):
+            info["image"] = f"/items/{info['id']}/image"
+        return info
+
+    @app.get("/items/{item_id}/image")
+    async def item_image(item_id: str):
+        try:
+            i = rec.item_index(item_id)
+        except RecommenderError as e:
+            return q_error(e)
+        p = rec.ds.items["image"].iat[i]
+        if not isinstance(p, str) or not Path(p).is_file():
+            return error(404, f"item {item_id} has no image file")
+        return FileResponse(p)
+
+    @app.get("/users")
+    async def users(limit: int = 100):
+        return {"count": rec.ds.n_users, "ids": rec.ds.user_ids[:max(0, min(limit, 10_000))]}
+
+    @app.get("/users/{user_id}")
+    async def user(user_id: str, limit: int = 50):
+        try:
+            hist = rec.history(user_id)
+        except RecommenderError as e:
+            return q_error(e)
+        limit = max(1, min(limit, 1000))
+        out = []
+        for i in hist[-limit:]:
+            info = rec.item_info(i)
+            cat = rec.ds.items["category"].iat[i]
+            if isinstance(cat, str) and cat:
+                info["genres"] = cat
+            if isinstance(rec.ds.items["image"].iat[i], str):
+                info["image"] = f"/items/{info['id']}/image"
+            out.append(info)
+        return {"id": rec.ds.user_ids[rec.user_index(user_id)], "n_interactions": len(hist), "history": out}
+
+    @app.post("/recommend")
+    async def recommend(r: RecommendReq):
+        res, err = await execute(lambda: rec.query_recommend(r.user, r.k, r.exclude_history, r.history))
+        return err or {"user": r.user, "items": res}
+
+    @app.post("/choose")
+    async def choose(r: ChooseReq):
+        res, err = await execute(lambda: rec.query_choose(r.user, r.candidates))
+        return err or {"user": r.user, "items": res}
+
+    @app.post("/explain")
+    async def explain(r: ExplainReq):
+        res, err = await execute(lambda: rec.query_explain(r.user, r.item, r.max_new_tokens))
+        return err or {"user": r.user, "item": rec.item_info(rec.item_index(r.item)), "text": res}
+
+    @app.post("/ask")
+    async def ask(r: AskReq):
+        res, err = await execute(lambda: rec.query_ask(r.text, r.k, r.answer, r.max_new_tokens))
+        return err or res
+
+    # ------------------------------------------------------------------ chat
+    async def chat_reply(messages: list[dict], user_hint: str | None) -> dict:
+        """{"content": text, "genrec": {...}} for the latest user message."""
+        intent = router.route(messages, user_hint)
+        meta = {"task": intent.kind, "user": intent.user, "items": []}
+        if intent.kind == "say":
+            return {"content": intent.text, "genrec": meta}
+        try:
+            if intent.kind == "sequential":
+                hist = rec.history(intent.user)
+                pool = router.pool_size(intent, rec.ds.n_items - len(set(hist)))
+                res, err = await execute(lambda: rec.query_recommend(intent.user, pool))
+                if err is None:
+                    ranked = [(rec.item_index(x["id"]), x["score"]) for x in res]
+                    picked = router.refine(intent, ranked, hist)
+                    if not picked:
+                        return {"content": "I found nothing that fits that among this user's top candidates. "
+                                           "Try asking without the filter.", "genrec": meta}
+                    meta["items"] = [rec.item_info(i, s) for i, s in picked]
+                    what = (" older" if intent.era == "older" else " newer" if intent.era == "newer" else "") + \
+                           (f" {intent.genre}" if intent.genre else "")
+                    head = f"Here {'is' if len(picked) == 1 else 'are'} {len(picked)}{what} pick" \
+                           f"{'' if len(picked) == 1 else 's'} for user {intent.user}:"
+                    return {"content": head + "\n" + _lines(meta["items"]), "genrec": meta}
+            elif intent.kind == "direct":
+                cands = [rec.ds.item_ids[i] for i in intent.items]
+                res, err = await execute(lambda: rec.query_choose(intent.user, cands))
+                if err is None:
+                    meta["items"] = res
+                    best = res[0]
+                    return {"content": f"For user {intent.user} the best of these is {best['title']} "
+                                       f"[item {best['id']}]. Full ranking:\n" + _lines(res), "genrec": meta}
+            elif intent.kind == "explanation":
+                iid = rec.ds.item_ids[intent.items[0]]
+                res, err = await execute(lambda: rec.query_explain(intent.user, iid))
+                if err is None:
+                    meta["items"] = [rec.item_info(intent.items[0])]
+                    reason = res or "(the model gave no reason)"
+                    return {"content": f"Why user {intent.user} may like {rec.ds.title(intent.items[0])} "
+                                       f"[item {iid}]: {reason}", "genrec": meta}
+            else:
+                text = intent.text if intent.user is None or intent.user in intent.text else \
+                    f"user_{intent.user}: {intent.text}"
+                res, err = await execute(lambda: rec.query_ask(text, 5, "text"))
+                if err is None:
+                    return {"content": res["text"] or "I have no answer to that; try asking for a recommendation.",
+                            "genrec": meta}
+        except RecommenderError as e:
+            return {"content": f"Sorry: {e}", "genrec": meta}
+        body = json.loads(err.body)
+        return {"content": f"Sorry: {body['error']['message']}", "genrec": meta}
+
+    @app.post("/v1/chat/completions")
+    async def chat(r: ChatReq):
+        messages = [{"role": m.role, "content": m.content or ""} for m in r.messages]
+        if sum(len(m["content"]) for m in messages) > 4 * MAX_MESSAGE_CHARS * 8:
+            return error(413, "conversation too long; start a new one")
+        reply = await chat_reply(messages, r.user)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        model = r.model or f"genrec-{engine.name}"
+        if not r.stream:
+            return {"id": cid, "object": "chat.completion", "created": created, "model": model,
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply["content"]}}],
+                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                    "genrec": reply["genrec"]}
+
+        async def events():
+            def chunk(delta: dict, finish=None, extra=None):
+                d = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                if extra:
+                    d["genrec"] = extra
+                return f"data: {json.dumps(d)}\n\n"
+            yield chunk({"role": "assistant", "content": ""})
+            for piece in _pieces(reply["content"]):
+                yield chunk({"content": piece})
+                await asyncio.sleep(0.01)
+            yield chunk({}, "stop", reply["genrec"])
+            yield "data: [DONE]\n\n"
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page():
+        return (STATIC / "chat.html").read_text(encoding="utf-8")
+
+    return app
+
+
+def _lines(items: list[dict]) -> str:
+    out = []
+    for n, x in enumerate(items, 1):
+        year = f" ({x['year']})" if "year" in x and f"({x['year']})" not in x["title"] else ""
+        score = f" — score {x['score']:.3f}" if "score" in x else ""
+        out.append(f"{n}. {x['title']}{year} [item {x['id']}]{score}")
+    return "\n".join(out)
+
+
+def _pieces(text: str, size: int = 3) -> list[str]:
+    """The reply in small word groups, for streaming (a piece keeps its trailing space/newline)."""
+    import re
+    words = re.findall(r"\S+\s*", text)
+    return ["".join(words[i:i + size]) for i in range(0, len(words), size)] or [text]
+
+
+def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 60.0,
+          max_batch: int = 32, checkpoint: str = "", log_level: str = "warning") -> None:
+    import uvicorn
+    app = create_app(engine, timeout_s=timeout_s, max_batch=max_batch, checkpoint=checkpoint)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)

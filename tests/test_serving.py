@@ -1,0 +1,217 @@
+"""The HTTP API on the transformers engine: every route's contract, a bounded fuzz of bad
+requests (the server must answer 4xx and keep serving), the OpenAI-style chat route."""
+import json
+import math
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the HTTP API needs the api extra: pip install 'genrec[api]'")
+httpx = pytest.importorskip("httpx", reason="the API tests need httpx: pip install 'genrec[api]'")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from genrec.recommender import Recommender  # noqa: E402
+from genrec.serving.engine import HFEngine  # noqa: E402
+from genrec.serving.server import create_app  # noqa: E402
+from genrec.train import train  # noqa: E402
+from tests.helpers import tiny_recipe  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def engine(ml100k_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serve")
+    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
+          progress=False)
+    return HFEngine(Recommender.from_pretrained(tmp / "run/last", device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    return TestClient(create_app(engine, timeout_s=60))
+
+
+def test_health_and_lookups(client, engine):
+    ds = engine.rec.ds
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["engine"] == "hf" and h["items"] == ds.n_items and h["users"] == ds.n_users
+    iid = ds.item_ids[0]
+    it = client.get(f"/items/{iid}").json()
+    assert it["id"] == iid and it["title"] == "Toy Story" and it["year"] == 1995 and "Comedy" in it["genres"]
+    u = ds.user_ids[0]
+    r = client.get(f"/users/{u}", params={"limit": 5}).json()
+    seq = [ds.item_ids[i] for i in ds.sequence(0)]
+    assert r["id"] == u and r["n_interactions"] == len(seq) and [x["id"] for x in r["history"]] == seq[-5:]
+    assert client.get("/users", params={"limit": 3}).json()["ids"] == ds.user_ids[:3]
+    for path in ("/items/nope", "/users/nope", "/items/nope/image"):
+        r = client.get(path)
+        assert r.status_code == 404 and "unknown" in r.json()["error"]["message"]
+
+
+def test_recommend_choose_explain_ask(client, engine):
+    ds = engine.rec.ds
+    u = ds.user_ids[2]
+    seen = {ds.item_ids[i] for i in ds.sequence(2)}
+    r = client.post("/recommend", json={"user": u, "k": 7})
+    assert r.status_code == 200
+    items = r.json()["items"]
+    ids = [x["id"] for x in items]
+    scores = [x["score"] for x in items]
+    assert len(set(ids)) == 7 and not set(ids) & seen and set(ids) <= set(ds.item_ids)
+    assert scores == sorted(scores, reverse=True)
+    # same answer as the Python API (one semantics)
+    assert ids == [x["id"] for x in engine.rec.recommend(u, 7)]
+    cands = ds.item_ids[10:16]
+    r = client.post("/choose", json={"user": u, "candidates": cands}).json()["items"]
+    assert sorted(x["id"] for x in r) == sorted(cands)
+    assert math.isclose(sum(math.exp(x["score"]) for x in r), 1.0, rel_tol=1e-3)  # probabilities among the candidates
+    r = client.post("/explain", json={"user": u, "item": cands[0], "max_new_tokens": 8}).json()
+    assert r["item"]["id"] == cands[0] and isinstance(r["text"], str)
+    r = client.post("/ask", json={"text": f"user_{u} watched {cands[0]}, {cands[1]}. What next?", "k": 3}).json()
+    assert r["answer"] == "item" and len(r["items"]) == 3 and {x["id"] for x in r["items"]} <= set(ds.item_ids)
+    r = client.post("/ask", json={"text": "hello", "answer": "text", "max_new_tokens": 4}).json()
+    assert r["answer"] == "text" and isinstance(r["text"], str)
+
+
+def test_chat_completions_plain_and_streamed(client, engine):
+    ds = engine.rec.ds
+    u = ds.user_ids[4]
+    body = {"model": "genrec", "messages": [{"role": "user", "content": "what should I watch next? top 3"}], "user": u}
+    r = client.post("/v1/chat/completions", json=body).json()
+    content = r["choices"][0]["message"]["content"]
+    shown = [x["id"] for x in r["genrec"]["items"]]
+    assert r["object"] == "chat.completion" and r["genrec"]["task"] == "sequential" and len(shown) == 3
+    assert all(f"[item {i}]" in content for i in shown) and not set(shown) & {ds.item_ids[i] for i in ds.sequence(4)}
+    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
+        assert s.headers["content-type"].startswith("text/event-stream")
+        events = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == content
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["genrec"]["items"] == r["genrec"]["items"]
+    # a follow-up uses the previous reply
+    conv = body["messages"] + [{"role": "assistant", "content": content},
+                               {"role": "user", "content": "why would I like the first one?"}]
+    r2 = client.post("/v1/chat/completions", json={**body, "messages": conv}).json()
+    assert r2["genrec"]["task"] == "explanation" and r2["genrec"]["items"][0]["id"] == shown[0]
+    conv[-1]["content"] = "pick the best of Toy Story, Heat and Fargo"
+    r3 = client.post("/v1/chat/completions", json={**body, "messages": conv}).json()
+    assert r3["genrec"]["task"] == "direct" and sorted(x["title"] for x in r3["genrec"]["items"]) == \
+        ["Fargo", "Heat", "Toy Story"]
+
+
+BAD = [  # (method, path, body or raw bytes, expected status)
+    ("post", "/recommend", b"{not json", 422),
+    ("post", "/recommend", {"user": "no-such-user", "k": 5}, 404),
+    ("post", "/recommend", {"user": "@U", "k": 10 ** 6}, 422),
+    ("post", "/recommend", {"user": "@U", "k": "ten"}, 422),
+    ("post", "/recommend", {"user": "@U", "k": -1}, 422),
+    ("post", "/recommend", {"user": ["@U"]}, 422),
+    ("post", "/recommend", {"user": "@U", "k": 5, "surprise": 1}, 422),
+    ("post", "/recommend", {"user": "@U", "history": ["no-such-item"]}, 404),
+    ("post", "/recommend", [], 422),
+    ("post", "/choose", {"user": "@U", "candidates": []}, 422),
+    ("post", "/choose", {"user": "@U", "candidates": ["x"] * 500}, 422),
+    ("post", "/choose", {"user": "@U", "candidates": ["@I", "@I"]}, 400),
+    ("post", "/explain", {"user": "@U", "item": "nope"}, 404),
+    ("post", "/explain", {"user": "@U", "item": "@I", "max_new_tokens": 10 ** 9}, 422),
+    ("post", "/ask", {"text": ""}, 422),
+    ("post", "/ask", {"text": "tok " * 100_000}, 413),
+    ("post", "/ask", {"text": "hi", "answer": "poem"}, 422),
+    ("post", "/v1/chat/completions", {"messages": []}, 422),
+    ("post", "/v1/chat/completions", {"messages": [{"role": "wizard", "content": "hi"}]}, 422),
+    ("post", "/v1/chat/completions", {"messages": "hi"}, 422),
+    ("get", "/items/" + "x" * 300, None, 404),
+]
+
+
+@pytest.mark.parametrize("method, path, body, status", BAD)
+def test_bad_requests_get_4xx_with_a_message(client, engine, method, path, body, status):
+    ds = engine.rec.ds
+    if isinstance(body, dict):
+        body = json.loads(json.dumps(body).replace("@U", ds.user_ids[0]).replace("@I", ds.item_ids[0]))
+    if method == "get":
+        r = client.get(path)
+    elif isinstance(body, bytes):
+        r = client.post(path, content=body, headers={"content-type": "application/json"})
+    else:
+        r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["message"]
+    assert client.get("/health").status_code == 200  # still serving
+
+
+def test_chat_bad_input_is_a_friendly_reply(client, engine):
+    for content, needle in [("", "empty"), ("what should user zzz-unknown watch?", "zzz-unknown"),
+                            ("pick the best of Heat and Qwxzblorp", "Qwxzblorp")]:
+        r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}],
+                                                      "user": engine.rec.ds.user_ids[0]})
+        assert r.status_code == 200 and needle in r.json()["choices"][0]["message"]["content"]
+
+
+class Flaky(HFEngine):
+    """The real engine, except that a query for k=13 fails and k=17 hangs (to test the server's guards)."""
+
+    def run_batch(self, queries):
+        if any(q.k == 13 for q in queries):
+            raise RuntimeError("simulated engine failure")
+        if any(q.k == 17 for q in queries):
+            time.sleep(1.0)
+        return super().run_batch(queries)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live(engine):
+    """A real uvicorn server on loopback (bursts need real concurrency)."""
+    import uvicorn
+    port = _free_port()
+    app = create_app(Flaky(engine.rec), timeout_s=0.5, max_batch=8)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app
+    server.should_exit = True
+    t.join(5)
+
+
+def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(live, engine):
+    url, _ = live
+    u = engine.rec.ds.user_ids[0]
+    r = httpx.post(f"{url}/recommend", json={"user": u, "k": 13}, timeout=10)
+    assert r.status_code == 500 and "simulated engine failure" in r.json()["error"]["message"]
+    r = httpx.post(f"{url}/recommend", json={"user": u, "k": 17}, timeout=10)
+    assert r.status_code == 504
+    time.sleep(0.8)
+    assert httpx.post(f"{url}/recommend", json={"user": u, "k": 3}, timeout=10).status_code == 200
+
+
+def test_concurrent_burst_of_good_and_bad_requests(live, engine):
+    url, app = live
+    ds = engine.rec.ds
+    good = [{"user": ds.user_ids[j], "k": 4} for j in range(24)]
+    bad = [{"user": "nobody", "k": 4}, {"user": ds.user_ids[0], "k": 10 ** 6}, {"k": 4}]
+
+    def post(body):
+        return httpx.post(f"{url}/recommend", json=body, timeout=30)
+    before = app.state.batcher.batches
+    with ThreadPoolExecutor(16) as pool:
+        rs = list(pool.map(post, good + bad * 4))
+    assert all(r.status_code == 200 and len(r.json()["items"]) == 4 for r in rs[:len(good)])
+    assert all(400 <= r.status_code < 500 for r in rs[len(good):])
+    expect = {b["user"]: [x["id"] for x in engine.rec.recommend(b["user"], 4)] for b in good[:3]}
+    for b, r in zip(good[:3], rs[:3]):
+        assert [x["id"] for x in r.json()["items"]] == expect[b["user"]]
+    assert app.state.batcher.batches - before <= len(good)  # batched: never more engine calls than requests
+    assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
