@@ -37,7 +37,7 @@ def _fast(fn):
 
     @functools.wraps(fn)
     def run(self, *a, **kw):
-        with torch.inference_mode(), autocast(self.model.device):
+        with torch.inference_mode(), autocast(self.model.device, self.precision):
             return fn(self, *a, **kw)
     return run
 
@@ -63,8 +63,10 @@ class Query:
 
 
 class Recommender:
-    def __init__(self, model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | None = None):
+    def __init__(self, model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | None = None,
+                 precision: str = "auto"):
         self.model, self.ds, self.features = model.eval(), ds, features
+        self.precision = precision  # autocast for inference: auto (bf16 where fast), bf16, fp16 or no
         self.collator = Collator(model, features)
         self.templates = load_templates()
         self.images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
@@ -74,7 +76,7 @@ class Recommender:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, data: str | Path | None = None,
-                        device: str | None = None) -> "Recommender":
+                        device: str | None = None, precision: str = "auto") -> "Recommender":
         import yaml
 
         from genrec.train import check_dataset, image_features
@@ -88,7 +90,7 @@ class Recommender:
         ds = PreparedDataset.load(data)
         check_dataset(ck, ds)
         model = GenRecModel.from_pretrained(ck, device=device)
-        return cls(model, ds, image_features(model.recipe, ds, Path(data)))
+        return cls(model, ds, image_features(model.recipe, ds, Path(data)), precision)
 
     # ---------------------------------------------------------------- names
     def user_index(self, user: str | int) -> int:

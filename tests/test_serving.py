@@ -21,11 +21,16 @@ from tests.helpers import tiny_recipe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def engine(ml100k_dir, tmp_path_factory):
+def ckpt(ml100k_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serve")
     train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
           progress=False)
-    return HFEngine(Recommender.from_pretrained(tmp / "run/last", device="cpu"))
+    return tmp / "run/last"
+
+
+@pytest.fixture(scope="module")
+def engine(ckpt):
+    return HFEngine(Recommender.from_pretrained(ckpt, device="cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -168,26 +173,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def live(engine):
+def live(engine, timeout_s):
     """A real uvicorn server on loopback (bursts need real concurrency)."""
-    import uvicorn
-    port = _free_port()
-    app = create_app(Flaky(engine.rec), timeout_s=0.5, max_batch=8)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    server.should_exit = True
-    t.join(5)
+    from tests.browser import LiveServer
+    return LiveServer(create_app(Flaky(engine.rec), timeout_s=timeout_s, max_batch=8))
 
 
-def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(live, engine):
-    url, _ = live
+def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(engine):
+    with live(engine, timeout_s=0.5) as srv:
+        _failures_and_timeouts(srv.url, engine)
+
+
+def _failures_and_timeouts(url, engine):
     u = engine.rec.ds.user_ids[0]
     r = httpx.post(f"{url}/recommend", json={"user": u, "k": 13}, timeout=10)
     assert r.status_code == 500 and "simulated engine failure" in r.json()["error"]["message"]
@@ -197,8 +194,12 @@ def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(live, e
     assert httpx.post(f"{url}/recommend", json={"user": u, "k": 3}, timeout=10).status_code == 200
 
 
-def test_concurrent_burst_of_good_and_bad_requests(live, engine):
-    url, app = live
+def test_concurrent_burst_of_good_and_bad_requests(engine):
+    with live(engine, timeout_s=120) as srv:
+        _burst(srv.url, srv.server.config.app, engine)
+
+
+def _burst(url, app, engine):
     ds = engine.rec.ds
     good = [{"user": ds.user_ids[j], "k": 4} for j in range(24)]
     bad = [{"user": "nobody", "k": 4}, {"user": ds.user_ids[0], "k": 10 ** 6}, {"k": 4}]
@@ -215,3 +216,48 @@ def test_concurrent_burst_of_good_and_bad_requests(live, engine):
         assert [x["id"] for x in r.json()["items"]] == expect[b["user"]]
     assert app.state.batcher.batches - before <= len(good)  # batched: never more engine calls than requests
     assert httpx.get(f"{url}/health", timeout=5).json()["status"] == "ok"
+
+
+def test_genrec_serve_command_end_to_end(ckpt, tmp_path):
+    """`genrec serve` as a user runs it: a real process, answering on loopback, stopped by SIGINT."""
+    import signal
+    import subprocess
+    import sys
+    port = _free_port()
+    p = subprocess.Popen([sys.executable, "-m", "genrec", "serve", str(ckpt), "--port", str(port), "--threads", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            try:
+                h = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                assert p.poll() is None, p.stderr.read()
+                time.sleep(0.1)
+        assert h["engine"] == "hf" and h["checkpoint"] == str(ckpt)
+        u = httpx.get(f"http://127.0.0.1:{port}/users", params={"limit": 1}, timeout=5).json()["ids"][0]
+        r = httpx.post(f"http://127.0.0.1:{port}/recommend", json={"user": u, "k": 2}, timeout=60)
+        assert r.status_code == 200 and len(r.json()["items"]) == 2
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status_code == 200 and "/v1/chat/completions" in page.text
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(30)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["serve", "{tmp}/nowhere"], "not a genrec checkpoint"),
+    (["serve", "{ck}", "--port", "70000"], "--port must be 1..65535"),
+    (["serve", "{ck}", "--engine", "tgi"], "invalid choice"),
+    (["demo"], "run `genrec quickstart` first"),
+])
+def test_serve_and_demo_bad_arguments_are_one_line(ckpt, tmp_path, monkeypatch, capsys, args, message):
+    from genrec.cli import main
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)).replace("{ck}", str(ckpt)) for a in args]
+    try:
+        rc = main(args)
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err

@@ -159,7 +159,8 @@ class VLLMEngine(Engine):
     name = "vllm"
 
     def __init__(self, rec: Recommender, checkpoint: str | Path | None = None, cache_dir: str | Path | None = None,
-                 dtype: str | None = None, kv_cache_gib: int = 1, max_num_seqs: int = 64, in_process: bool = True):
+                 dtype: str | None = None, kv_cache_gib: int = 1, max_num_seqs: int = 64, in_process: bool = True,
+                 eager: bool | None = None):
         super().__init__(rec)
         reason = vllm_available()
         if reason:
@@ -188,7 +189,8 @@ class VLLMEngine(Engine):
                        logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
                        logits_processors=[_item_bias_processor()], dtype=dtype, seed=0,
                        max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
-                       distributed_executor_backend="uni", enforce_eager=True)
+                       distributed_executor_backend="uni",
+                       enforce_eager=bool(int(os.environ.get("GENREC_VLLM_EAGER", "1"))) if eager is None else eager)
         self._lock = threading.Lock()
 
     @torch.inference_mode()

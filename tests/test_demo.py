@@ -1,0 +1,83 @@
+"""The chat page in a real browser (headless Debian chromium through chromedriver)."""
+import re
+
+import pytest
+
+from tests.browser import browser_missing
+
+pytest.importorskip("fastapi", reason="the demo needs the api extra: pip install 'genrec[api]'")
+REASON = browser_missing()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
+
+
+@pytest.fixture(scope="module")
+def site(ml100k_dir, tmp_path_factory):
+    from genrec.recommender import Recommender
+    from genrec.serving.engine import HFEngine
+    from genrec.serving.server import create_app
+    from genrec.train import train
+    from tests.browser import LiveServer
+    from tests.helpers import tiny_recipe
+
+    tmp = tmp_path_factory.mktemp("demo")
+    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
+          progress=False)
+    engine = HFEngine(Recommender.from_pretrained(tmp / "run/last", device="cpu"))
+    with LiveServer(create_app(engine)) as live:
+        yield live, engine.rec.ds
+
+
+@pytest.fixture(scope="module")
+def driver():
+    from tests.browser import chromium
+    d = chromium()
+    yield d
+    d.quit()
+
+
+def test_chat_in_the_browser(site, driver, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import send, wait_for
+    live, ds = site
+    user = ds.user_ids[7]
+    driver.get(f"{live.url}/?user={user}")
+    # the user's history is shown with titles
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#history li"))
+    hist_text = driver.find_element(By.ID, "history").text
+    last = ds.title(int(ds.sequence(7)[-1]))
+    assert last in hist_text
+    reply = send(driver, "What should I watch next? top 4")
+    shown = [e.get_attribute("data-item") for e in reply.find_elements(By.CSS_SELECTOR, ".item")]
+    assert len(shown) == 4 and set(shown) <= set(ds.item_ids)
+    assert not set(shown) & {ds.item_ids[i] for i in ds.sequence(7)}  # new to this user
+    assert all(f"[item {i}]" in reply.text for i in shown)
+    # multi-turn: "why the first one?" explains the first item shown
+    reply2 = send(driver, "Why would I like the first one?")
+    assert f"[item {shown[0]}]" in reply2.text
+    # bad input: an unknown title is said plainly, and the page keeps working
+    reply3 = send(driver, "pick the best of Heat and Qwxzblorp")
+    assert "Qwxzblorp" in reply3.text and "error" not in reply3.get_attribute("class")
+    reply4 = send(driver, "pick the best of Heat, Casino and Fargo for me")
+    titles = re.findall(r"\d\. (.+?)(?: \(\d{4}\))? \[item", reply4.text)
+    assert sorted(titles) == ["Casino", "Fargo", "Heat"]
+    driver.save_screenshot(str(tmp_path / "chat.png"))
+    assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+
+def test_backend_down_is_a_friendly_message(site, driver):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import send
+    live, ds = site
+    driver.get(f"{live.url}/?user={ds.user_ids[0]}")
+    # point the page at a port where nothing listens: fetch fails like a dead backend
+    driver.execute_script("window._fetch = window.fetch; window.fetch = (u, o) => "
+                          "window._fetch('http://127.0.0.1:9' + u, o);")
+    reply = send(driver, "what next?")
+    assert "not reachable" in reply.text and "error" in reply.get_attribute("class")
+    driver.execute_script("window.fetch = window._fetch;")
+    reply = send(driver, "")  # empty message: a friendly note, no request
+    assert "empty" in reply.text
+    reply = send(driver, "what next?")
+    assert driver.find_elements(By.CSS_SELECTOR, ".msg.assistant")[-1].find_elements(By.CSS_SELECTOR, ".item")
