@@ -42,7 +42,7 @@ def main() -> None:
             d.get(f"{live.url}/?user={user}")
             wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#history li"))
             for msg in ("What should I watch next? top 4", "Something older?",
-                        "Pick the best of Heat, Casino and Fargo for me", "Why would I like the first one?"):
+                        "Pick the best of Heat, Casino and Fargo for me", "Why would I like the second one?"):
                 send(d, msg, timeout=300)
             log = "\n\n".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".msg"))
             atomic_write_bytes(ns.out, d.get_screenshot_as_png())

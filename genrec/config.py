@@ -234,6 +234,8 @@ class TrainConfig:
     templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
     dense_items: bool = _f(True, "atomic items, sequential templates: also learn every history item from the "
                            "tokens before it (SASRec-style), not only the answer")
+    item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
+                             "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")
     seed: int = _f(0, "training seed")
@@ -242,6 +244,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.steps, train.batch_size and train.grad_accum must be >= 1")
+        if self.item_negatives < 0:
+            raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
         for fam, w in (self.mixture or {}).items():
             if fam not in TASK_FAMILIES:
                 raise ConfigError(f"train.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")

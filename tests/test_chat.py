@@ -125,3 +125,18 @@ def test_bad_messages_get_friendly_text(router):
 def test_anything_else_is_a_free_answer(router, ml100k):
     it = router.route(msgs("hello there, how are you?"), user_hint=ml100k.user_ids[0])
     assert it.kind == "free" and it.text == "hello there, how are you?"
+
+
+def test_a_follow_up_keeps_the_length_of_the_list_it_refines(router, ml100k):
+    shown = " ".join(f"[item {ml100k.item_ids[j]}]" for j in range(3))
+    conv = msgs("top 3 please, what next?", shown, "something newer?")
+    assert router.route(conv, user_hint=ml100k.user_ids[0]).k == 3
+    conv[-1]["content"] = "something newer? top 6"
+    assert router.route(conv, user_hint=ml100k.user_ids[0]).k == 6
+
+
+def test_items_mentioned_twice_in_a_reply_count_once(router, ml100k):
+    a, b = ml100k.item_ids[3], ml100k.item_ids[8]
+    reply = f"The best of these is X [item {a}]. Full ranking:\n1. X [item {a}]\n2. Y [item {b}]"
+    it = router.route(msgs("pick one", reply, "why would I like the second one?"), user_hint=ml100k.user_ids[0])
+    assert it.kind == "explanation" and it.items == [ml100k.item_by_id[b]]

@@ -1,6 +1,4 @@
 """The chat page in a real browser (headless Debian chromium through chromedriver)."""
-import re
-
 import pytest
 
 from tests.browser import browser_missing
@@ -51,7 +49,7 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     shown = [e.get_attribute("data-item") for e in reply.find_elements(By.CSS_SELECTOR, ".item")]
     assert len(shown) == 4 and set(shown) <= set(ds.item_ids)
     assert not set(shown) & {ds.item_ids[i] for i in ds.sequence(7)}  # new to this user
-    assert all(f"[item {i}]" in reply.text for i in shown)
+    assert all(ds.title(ds.item_by_id[i]) in reply.text for i in shown)  # shown as cards with titles
     # multi-turn: "why the first one?" explains the first item shown
     reply2 = send(driver, "Why would I like the first one?")
     assert f"[item {shown[0]}]" in reply2.text
@@ -59,8 +57,8 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     reply3 = send(driver, "pick the best of Heat and Qwxzblorp")
     assert "Qwxzblorp" in reply3.text and "error" not in reply3.get_attribute("class")
     reply4 = send(driver, "pick the best of Heat, Casino and Fargo for me")
-    titles = re.findall(r"\d\. (.+?)(?: \(\d{4}\))? \[item", reply4.text)
-    assert sorted(titles) == ["Casino", "Fargo", "Heat"]
+    titles = [e.text for e in reply4.find_elements(By.CSS_SELECTOR, ".item b")]
+    assert sorted(titles) == ["Casino", "Fargo", "Heat"] and "the best of these is" in reply4.text
     driver.save_screenshot(str(tmp_path / "chat.png"))
     assert (tmp_path / "chat.png").stat().st_size > 10_000
 

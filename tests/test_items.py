@@ -73,3 +73,43 @@ def test_dense_item_loss_adds_every_history_item_as_a_target():
         logp = torch.log_softmax(m.item_logits(hid), -1)
         expect = -(logp[pos[0], 3] + logp[pos[1], 5] + logp[-1, 7]) / 3
     torch.testing.assert_close(dense, expect, rtol=1e-5, atol=1e-5)
+
+
+def _loss(m, h, y):
+    return m._item_loss(h, y).loss
+
+
+def test_sampled_softmax_is_a_bounded_exact_subset_of_the_full_softmax():
+    import dataclasses
+    torch.manual_seed(2)
+    rec = tiny_recipe(item_tokens="atomic")
+    sampled = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=4))
+    m = GenRecModel(sampled, build_from_config("tiny-llama"), item_ids=IDS, titles=[f"film {i}" for i in range(12)])
+    with torch.no_grad():
+        for p in m.item_emb.parameters():
+            p.normal_(0, 0.5)
+    h = torch.randn(6, m.item_emb.weight.shape[1])
+    y = torch.tensor([1, 1, 4, 7, 9, 11])
+    m.eval()
+    full = _loss(m, h, y)
+    m.train()
+    with torch.no_grad():
+        for seed in range(20):
+            torch.manual_seed(seed)
+            s = _loss(m, h, y)
+            # a sampled partition function is a subset of the full one that keeps the target: never above it
+            assert torch.isfinite(s) and s <= full + 1e-6
+            # by hand: columns = distinct targets + the same 4 draws, repeated targets masked
+            torch.manual_seed(seed)
+            neg = torch.randint(0, 12, (4,))
+            cand = torch.cat([y.unique(), neg])
+            logits = h @ m.item_emb.out[cand].T + m.item_emb.bias[cand]
+            rows = []
+            for r in range(len(y)):
+                cols = [c for c in range(len(cand)) if cand[c] != y[r]]
+                own = int((cand == y[r]).nonzero()[0])
+                rows.append(-(logits[r, own] - torch.logsumexp(logits[r, cols + [own]], 0)))
+            torch.testing.assert_close(s, torch.stack(rows).mean(), rtol=1e-5, atol=1e-5)
+    # as many negatives as items: the full softmax, exactly
+    m.recipe = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=12))
+    torch.testing.assert_close(_loss(m, h, y), full)

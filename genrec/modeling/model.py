@@ -170,12 +170,10 @@ class GenRecModel(nn.Module):
             is_item = nxt >= self.codec.offset
             h = torch.cat([hidden[:, :-1][is_item], hidden[:, -1]])  # [M + B, D]
             y = torch.cat([nxt[is_item] - self.codec.offset, item_targets])  # [M + B]
-            logits = self.item_logits(h).float()
-            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits[-len(item_targets):])
+            return self._item_loss(h, y)
         if item_targets is not None:
             h = self.answer_hidden(input_ids, attention_mask, image_feats)  # [B, D]
-            logits = self.item_logits(h).float()  # [B, I]
-            return ModelOutput(loss=nn.functional.cross_entropy(logits, item_targets), logits=logits)
+            return self._item_loss(h, item_targets)
         embeds = self.embed(input_ids, image_feats)
         if self.is_encoder_decoder:
             return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
@@ -210,6 +208,25 @@ class GenRecModel(nn.Module):
             return h
         out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
         return out.last_hidden_state[:, -1]  # [B, D]
+
+    def _item_loss(self, h: torch.Tensor, y: torch.Tensor) -> ModelOutput:
+        """Cross-entropy over the item block: full softmax, or (training with train.item_negatives = N)
+        a sampled softmax over the batch's distinct targets plus N uniform negatives, where an
+        accidental hit (a sampled item equal to the row's target) is masked out."""
+        n_neg = self.recipe.train.item_negatives
+        n_items = self.item_emb.out.shape[0]
+        if not self.training or not n_neg or n_neg >= n_items:
+            logits = self.item_logits(h).float()  # [N, I]
+            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits)
+        neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
+        cand = torch.cat([y.unique(), neg])  # [C]
+        logits = (h.to(self.item_emb.out.dtype) @ self.item_emb.out[cand].T + self.item_emb.bias[cand]).float()
+        is_target = cand.unsqueeze(0) == y.unsqueeze(1)  # [N, C]
+        first = is_target.float().argmax(1)  # the column of each row's own target (its first occurrence)
+        dup = is_target.clone()
+        dup[torch.arange(len(y), device=y.device), first] = False
+        logits = logits.masked_fill(dup, float("-inf"))
+        return ModelOutput(loss=nn.functional.cross_entropy(logits, first), logits=None)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[.., I] scores of every atomic item token (the item block of the output layer)."""

@@ -147,7 +147,8 @@ class Router:
         out = []
         for m in messages[:-1]:
             if m.get("role") == "assistant":
-                ids = [self.ds.item_by_id[x] for x in SHOWN.findall(str(m.get("content", ""))) if x in self.ds.item_by_id]
+                ids = list(dict.fromkeys(  # in order of first mention ("the best is X" then the list)
+                    self.ds.item_by_id[x] for x in SHOWN.findall(str(m.get("content", ""))) if x in self.ds.item_by_id))
                 if ids:
                     out.append(ids)
         return out
@@ -219,9 +220,11 @@ class Router:
         if RECOMMEND.search(body) or genre or (shown and (OLDER.search(body) or NEWER.search(body)
                                                           or MORE.search(body))):
             m = NUMBER.search(body)
-            k = min(int(m.group(1) or m.group(2)), MAX_K) if m else DEFAULT_K
-            k = max(k, 1)
             era = "older" if OLDER.search(body) else "newer" if NEWER.search(body) else None
+            follow_up = bool(shown) and bool(MORE.search(body) or era or genre)
+            k = min(int(m.group(1) or m.group(2)), MAX_K) if m else \
+                (min(len(shown[-1]), MAX_K) if follow_up else DEFAULT_K)  # a follow-up keeps the list's length
+            k = max(k, 1)
             exclude = [i for s in shown for i in s] if (MORE.search(body) or era) else []
             return self._need_user(Intent("sequential", user=user, k=k, era=era, genre=genre, exclude=exclude,
                                           items=shown[-1] if shown else []))
