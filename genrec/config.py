@@ -225,6 +225,8 @@ class TrainConfig:
     batch_size: int = _f(4, "examples per step per process (before accumulation)")
     grad_accum: int = _f(1, "gradient accumulation steps")
     lr: float = _f(1e-3, "peak learning rate")
+    item_lr: float | None = _f(None, "peak learning rate of the atomic item table (input rows, output rows, "
+                               "bias); default: the same as lr")
     warmup: float = _f(0.05, "warmup fraction of steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping")
@@ -244,6 +246,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.steps, train.batch_size and train.grad_accum must be >= 1")
+        if self.item_lr is not None and not self.item_lr > 0:
+            raise ConfigError(f"train.item_lr must be > 0, got {self.item_lr}")
         if self.item_negatives < 0:
             raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
         for fam, w in (self.mixture or {}).items():

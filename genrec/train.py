@@ -134,6 +134,16 @@ def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device) ->
     return lm_loss(model, on_device(collator.lm(exs), device))
 
 
+def param_groups(model: GenRecModel, tc) -> list[dict]:
+    """Optimizer groups: the atomic item table at train.item_lr when set, everything else at train.lr."""
+    items = [p for p in (model.item_emb.parameters() if model.item_emb is not None else []) if p.requires_grad]
+    ids = {id(p) for p in items}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    if tc.item_lr is None or not items:
+        return [{"params": rest + items, "lr": tc.lr}]
+    return [{"params": rest, "lr": tc.lr}, {"params": items, "lr": tc.item_lr}]
+
+
 # ---------------------------------------------------------------- the loop
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
           progress: bool = True, log=print) -> dict:
@@ -169,8 +179,9 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     feats = image_features(recipe, ds, data_dir, features)
     images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) if feats is not None else None
     collator = Collator(model, feats)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    groups = param_groups(model, tc)
+    params = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(tc.warmup * tc.steps), tc.steps)
     if resume:
         _load_optimizer(opt, sched, last)

@@ -134,3 +134,35 @@ def test_accelerate_launch_with_two_cpu_processes(cyc, tmp_path):
     st = json.loads((tmp_path / "ddp/last/trainer_state.json").read_text())
     assert st["step"] == 4
     GenRecModel.from_pretrained(tmp_path / "ddp/last")
+
+
+def test_item_lr_puts_exactly_the_item_table_in_its_own_group():
+    import dataclasses
+
+    from genrec.config import ConfigError, TrainConfig, from_dict
+    from genrec.modeling.backbone import build_from_config
+    from genrec.modeling.model import GenRecModel
+    from genrec.train import param_groups
+
+    rec = tiny_recipe(item_tokens="atomic")
+    m = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=[str(i) for i in range(9)])
+    trainable = {id(p) for p in m.parameters() if p.requires_grad}
+    one = param_groups(m, rec.train)
+    assert len(one) == 1 and {id(p) for p in one[0]["params"]} == trainable and one[0]["lr"] == rec.train.lr
+    two = param_groups(m, dataclasses.replace(rec.train, item_lr=0.05))
+    items = {id(p) for p in m.item_emb.parameters()}
+    assert [g["lr"] for g in two] == [rec.train.lr, 0.05]
+    assert {id(p) for p in two[1]["params"]} == items
+    assert {id(p) for p in two[0]["params"]} == trainable - items and not items - trainable
+    assert from_dict(TrainConfig, {"item_lr": "0.01"}, "train").item_lr == 0.01
+    with pytest.raises(ConfigError, match="item_lr"):
+        from_dict(TrainConfig, {"item_lr": -1}, "train")
+
+
+def test_training_with_item_lr_and_sampled_softmax_runs_end_to_end(tmp_path):
+    data = cyclic_dataset(tmp_path)
+    out = train(tiny_recipe(steps=3, item_lr=0.05, item_negatives=8), data, tmp_path / "run", progress=False)
+    assert out["steps"] == 3 and (tmp_path / "run/last/config.yaml").is_file()
+    import yaml
+    saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["train"]
+    assert saved["item_lr"] == 0.05 and saved["item_negatives"] == 8
