@@ -381,6 +381,85 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- recommend / ask
+def _recommend_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint directory (e.g. genrec-quickstart/run/best)")
+    p.add_argument("--user", required=True, help="user id (as `genrec inspect` / GET /users shows them)")
+    p.add_argument("-k", type=int, default=10, help="how many items (default: 10)")
+    p.add_argument("--history", help="comma-separated item ids to use instead of the user's own history")
+    p.add_argument("--keep-history", action="store_true", help="allow items the user already has")
+    p.add_argument("--choose", help="comma-separated candidate item ids: rank these instead (direct task)")
+    p.add_argument("--explain", metavar="ITEM", help="explain why the user would like ITEM instead")
+    p.add_argument("--data", help="prepared dataset directory (default: the one the checkpoint names)")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _print_items(items: list[dict], as_json: bool) -> None:
+    import json
+    if as_json:
+        print(json.dumps(items, indent=2))
+        return
+    for n, x in enumerate(items, 1):
+        year = f" ({x['year']})" if "year" in x else ""
+        print(f"{n:>3}. {x['title']}{year}  [item {x['id']}]  score {x['score']:.4f}")
+
+
+def _ids(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+@verb("recommend", "top-k items for a user (or rank candidates, or explain an item) from a checkpoint",
+      _recommend_args)
+def cmd_recommend(ns: argparse.Namespace) -> int:
+    import json
+
+    from genrec.recommender import Recommender
+
+    if ns.k < 1:
+        raise ValueError("-k must be >= 1")
+    if ns.choose and ns.explain:
+        raise ValueError("give --choose or --explain, not both")
+    rec = Recommender.from_pretrained(ns.checkpoint, ns.data, ns.device)
+    if ns.explain:
+        text = rec.explain(ns.user, ns.explain)
+        print(json.dumps({"user": ns.user, "item": ns.explain, "text": text}) if ns.json else text)
+    elif ns.choose:
+        _print_items(rec.choose(ns.user, _ids(ns.choose)), ns.json)
+    else:
+        _print_items(rec.recommend(ns.user, ns.k, not ns.keep_history,
+                                   _ids(ns.history) if ns.history else None), ns.json)
+    return 0
+
+
+def _ask_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="checkpoint directory")
+    p.add_argument("text", help='the prompt, e.g. "user_23 watched 4011, 3531, 887. What should they watch next?"')
+    p.add_argument("-k", type=int, default=5, help="items, when the answer is items (default: 5)")
+    p.add_argument("--answer", default="auto", choices=["auto", "item", "text"],
+                   help="item (constrained to the catalogue), text, or auto (item when it asks for one)")
+    p.add_argument("--data", help="prepared dataset directory (default: the one the checkpoint names)")
+    p.add_argument("--device", help="torch device")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+@verb("ask", "a free-text prompt to a checkpoint; item answers are constrained to real items", _ask_args)
+def cmd_ask(ns: argparse.Namespace) -> int:
+    import json
+
+    from genrec.recommender import Recommender
+
+    rec = Recommender.from_pretrained(ns.checkpoint, ns.data, ns.device)
+    out = rec.ask(ns.text, ns.k, ns.answer)
+    if ns.json:
+        print(json.dumps(out, indent=2))
+    elif out["answer"] == "item":
+        _print_items(out["items"], False)
+    else:
+        print(out["text"])
+    return 0
+
+
 # ---------------------------------------------------------------- serve / demo
 def _serve_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
     if demo:

@@ -78,3 +78,54 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     # a second call reuses the run instead of training again
     assert main(["quickstart", "--workdir", str(tmp_path), "--eval-users", "5", "--explain-users", "1"]) == 0
     assert "using the trained run" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory):
+    from genrec.train import train
+    from tests.helpers import cyclic_dataset, tiny_recipe
+    tmp = tmp_path_factory.mktemp("cli-ck")
+    data = cyclic_dataset(tmp)
+    train(tiny_recipe(steps=2, mixture={"sequential": 1, "direct": 1, "explanation": 1}), data, tmp / "run",
+          progress=False)
+    return tmp / "run/last"
+
+
+def test_recommend_choose_explain_and_ask_from_the_command_line(tiny_ckpt, capsys):
+    import json
+
+    from genrec.recommender import Recommender
+    rec = Recommender.from_pretrained(tiny_ckpt)
+    u = rec.ds.user_ids[0]
+    assert main(["recommend", str(tiny_ckpt), "--user", u, "-k", "4", "--json"]) == 0
+    items = json.loads(capsys.readouterr().out)
+    assert [x["id"] for x in items] == [x["id"] for x in rec.recommend(u, 4)]
+    assert main(["recommend", str(tiny_ckpt), "--user", u, "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].strip().startswith("1. Film number") and "[item " in lines[0]
+    cands = rec.ds.item_ids[:4]
+    assert main(["recommend", str(tiny_ckpt), "--user", u, "--choose", ",".join(cands), "--json"]) == 0
+    assert sorted(x["id"] for x in json.loads(capsys.readouterr().out)) == sorted(cands)
+    assert main(["recommend", str(tiny_ckpt), "--user", u, "--explain", cands[0], "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out)["text"], str)
+    assert main(["ask", str(tiny_ckpt), f"user_{u} watched {cands[0]}. What should they watch next?", "-k", "2",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["answer"] == "item" and len(out["items"]) == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["recommend", "{ck}", "--user", "nobody"], "unknown user 'nobody'"),
+    (["recommend", "{ck}", "--user", "{u}", "-k", "0"], "-k must be >= 1"),
+    (["recommend", "{ck}", "--user", "{u}", "-k", "100000"], "larger than the catalogue"),
+    (["recommend", "{ck}", "--user", "{u}", "--choose", "nope"], "unknown item 'nope'"),
+    (["ask", "{ck}", "  "], "non-empty prompt"),
+])
+def test_recommend_and_ask_bad_input_is_one_line(tiny_ckpt, capsys, args, message):
+    from genrec.data.dataset import PreparedDataset
+    import yaml
+    data = yaml.safe_load((tiny_ckpt / "config.yaml").read_text())["data_dir"]
+    u = PreparedDataset.load(data).user_ids[0]
+    assert main([a.replace("{ck}", str(tiny_ckpt)).replace("{u}", u) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
