@@ -183,6 +183,16 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         msg = str(e)
         return error(404 if msg.startswith(("unknown user", "unknown item")) else 400, msg)
 
+    def card(i: int) -> dict:
+        """An item as the page shows it: id, title, year, genres, and an image URL where there is one."""
+        info = rec.item_info(i)
+        cat = rec.ds.items["category"].iat[i]
+        if isinstance(cat, str) and cat:
+            info["genres"] = cat
+        if isinstance(rec.ds.items["image"].iat[i], str):
+            info["image"] = f"/items/{info['id']}/image"
+        return info
+
     @app.get("/health")
     async def health():
         return {"status": "ok", "engine": engine.name, "checkpoint": checkpoint, "users": rec.ds.n_users,
@@ -195,13 +205,7 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
             i = rec.item_index(item_id)
         except RecommenderError as e:
             return q_error(e)
-        info = rec.item_info(i)
-        cat = rec.ds.items["category"].iat[i]
-        if isinstance(cat, str) and cat:
-            info["genres"] = cat
-        if isinstance(rec.ds.items["image"].iat[i], str):
-            info["image"] = f"/items/{info['id']}/image"
-        return info
+        return card(i)
 
     @app.get("/items/{item_id}/image")
     async def item_image(item_id: str):
@@ -225,15 +229,7 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         except RecommenderError as e:
             return q_error(e)
         limit = max(1, min(limit, 1000))
-        out = []
-        for i in hist[-limit:]:
-            info = rec.item_info(i)
-            cat = rec.ds.items["category"].iat[i]
-            if isinstance(cat, str) and cat:
-                info["genres"] = cat
-            if isinstance(rec.ds.items["image"].iat[i], str):
-                info["image"] = f"/items/{info['id']}/image"
-            out.append(info)
+        out = [card(i) for i in hist[-limit:]]
         return {"id": rec.ds.user_ids[rec.user_index(user_id)], "n_interactions": len(hist), "history": out}
 
     @app.post("/recommend")
