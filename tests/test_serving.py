@@ -261,3 +261,26 @@ def test_serve_and_demo_bad_arguments_are_one_line(ckpt, tmp_path, monkeypatch, 
         rc = e.code
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err
+
+
+def test_item_images_are_linked_and_served(client, engine, tmp_path):
+    """Datasets with images (Amazon) carry a file path per item; the API links and serves it."""
+    from PIL import Image
+    ds = engine.rec.ds
+    png = tmp_path / "poster.png"
+    Image.new("RGB", (8, 12), (200, 30, 30)).save(png)
+    old = ds.items["image"].copy()
+    try:
+        ds.items["image"] = ds.items["image"].astype(object)
+        ds.items.loc[ds.items.index[0], "image"] = str(png)
+        iid = ds.item_ids[0]
+        info = client.get(f"/items/{iid}").json()
+        assert info["image"] == f"/items/{iid}/image"
+        r = client.get(info["image"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content == png.read_bytes()
+        hist_user = next(u for u in range(ds.n_users) if 0 in set(int(x) for x in ds.sequence(u)))
+        h = client.get(f"/users/{ds.user_ids[hist_user]}", params={"limit": 1000}).json()["history"]
+        assert [x.get("image") for x in h if x["id"] == iid] == [f"/items/{iid}/image"]
+        assert client.get(f"/items/{ds.item_ids[1]}/image").status_code == 404  # no image for that one
+    finally:
+        ds.items["image"] = old
