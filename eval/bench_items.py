@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="prepared dataset (MovieLens-1M for the headline)")
     ap.add_argument("--beam-users", type=int, default=8)
     ap.add_argument("--atomic-users", type=int, default=256)
+    ap.add_argument("--atomic-batch", type=int, default=16, help="users per forward pass for atomic ranking")
     ap.add_argument("--train-steps", type=int, default=6)
     ap.add_argument("--max-history", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
@@ -76,7 +77,7 @@ def main() -> None:
         col = Collator(m)
         exs = [make_example(ds, m, t, u, "test", rng, a.max_history) for u in users]
         trie = build_trie(m) if mode == "text" else None
-        bs = 16 if mode == "atomic" else 1
+        bs = a.atomic_batch if mode == "atomic" else 1
         with torch.inference_mode(), autocast(m.device):
             topk_items(m, col.prompts(exs[:1]), 10, None, trie, num_beams=10)  # warm-up
             t0 = time.perf_counter()
