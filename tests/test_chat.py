@@ -9,10 +9,6 @@ def router(ml100k):
     return Router(ml100k)
 
 
-def title_of(ds, i):
-    return ds.title(i)
-
-
 def test_normalise_folds_case_articles_years_and_accents():
     assert normalise("Usual Suspects, The (1995)") == "the usual suspects"
     assert normalise("  Amélie!! ") == "amelie"
@@ -73,7 +69,6 @@ def test_unknown_titles_and_users_are_said_plainly(router, ml100k):
 
 def test_explanation_by_title_and_by_reference_to_the_last_reply(router, ml100k):
     u = ml100k.user_ids[5]
-    toy = ml100k.item_by_id[ml100k.item_ids[0]]
     it = router.route(msgs(f"why would user {u} like Toy Story?"))
     assert (it.kind, it.user, ml100k.title(it.items[0])) == ("explanation", u, "Toy Story")
     a, b = ml100k.item_ids[7], ml100k.item_ids[9]
@@ -82,7 +77,6 @@ def test_explanation_by_title_and_by_reference_to_the_last_reply(router, ml100k)
     assert it.kind == "explanation" and it.items == [ml100k.item_by_id[b]]
     conv[-1]["content"] = "why that one?"
     assert router.route(conv, user_hint=u).items == [ml100k.item_by_id[a]]
-    assert toy == 0
 
 
 def test_follow_ups_use_what_was_shown(router, ml100k):

@@ -9,6 +9,17 @@ from tests.helpers import tiny_recipe
 IDS = [str(100 + i) for i in range(12)]
 
 
+def random_item_table_model(seed: int, recipe=None, std: float = 0.3) -> GenRecModel:
+    """A tiny atomic-item model in eval mode whose item table (input, output, bias) is random, not zero."""
+    torch.manual_seed(seed)
+    m = GenRecModel(recipe or tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
+                    titles=[f"film {i}" for i in range(12)]).eval()
+    with torch.no_grad():
+        for p in m.item_emb.parameters():
+            p.normal_(0, std)
+    return m
+
+
 def test_adding_item_tokens_leaves_original_embeddings_and_logits_unchanged():
     plain = GenRecModel(tiny_recipe(item_tokens="text"), build_from_config("tiny-llama"), item_ids=IDS)
     atomic = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
@@ -35,12 +46,8 @@ def test_untrained_item_block_ranks_like_popularity():
 
 
 def test_item_block_scores_are_the_generation_log_probabilities_up_to_a_constant():
-    torch.manual_seed(0)
-    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
-                    titles=[f"film {i}" for i in range(12)]).eval()
+    m = random_item_table_model(seed=0)
     with torch.no_grad():
-        for p in m.item_emb.parameters():
-            p.normal_(0, 0.3)
         text = m.codec.text(3) + " and " + m.codec.text(5) + " then"
         ids = m.tokenizer([text], return_tensors="pt")
         mask = ids["attention_mask"]
@@ -56,12 +63,8 @@ def test_item_block_scores_are_the_generation_log_probabilities_up_to_a_constant
 
 
 def test_dense_item_loss_adds_every_history_item_as_a_target():
-    torch.manual_seed(1)
-    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=IDS,
-                    titles=[f"film {i}" for i in range(12)]).eval()
+    m = random_item_table_model(seed=1)
     with torch.no_grad():
-        for p in m.item_emb.parameters():
-            p.normal_(0, 0.3)
         text = "user_1: " + m.codec.text(3) + ", " + m.codec.text(5) + ". next?"
         enc = m.tokenizer([text], return_tensors="pt")
         ids, mask = enc["input_ids"], enc["attention_mask"]
@@ -81,13 +84,9 @@ def _loss(m, h, y):
 
 def test_sampled_softmax_is_a_bounded_exact_subset_of_the_full_softmax():
     import dataclasses
-    torch.manual_seed(2)
     rec = tiny_recipe(item_tokens="atomic")
     sampled = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=4))
-    m = GenRecModel(sampled, build_from_config("tiny-llama"), item_ids=IDS, titles=[f"film {i}" for i in range(12)])
-    with torch.no_grad():
-        for p in m.item_emb.parameters():
-            p.normal_(0, 0.5)
+    m = random_item_table_model(seed=2, recipe=sampled, std=0.5)
     h = torch.randn(6, m.item_emb.weight.shape[1])
     y = torch.tensor([1, 1, 4, 7, 9, 11])
     m.eval()

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from genrec.atomic import atomic_dir
+from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
 
 ENGINES = ("hf", "vllm")
@@ -93,16 +94,21 @@ def checkpoint_fingerprint(checkpoint: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def export_for_vllm(rec: Recommender, out: Path) -> Path:
-    """Write the merged, item-extended backbone vLLM loads (safetensors + config + tokenizer)."""
-    from safetensors.torch import save_file
-
-    model = rec.model
+def check_servable(model) -> None:
+    """Raise EngineError unless vLLM can serve this model (decoder-only, atomic item tokens)."""
     if model.is_encoder_decoder:
         raise EngineError("vLLM V1 has no encoder-decoder (T5) support: serve this checkpoint with --engine hf")
     if model.codec.mode != "atomic":
         raise EngineError("the vLLM engine serves atomic item tokens (model.item_tokens=atomic, the default "
                           f"recipe); this checkpoint writes items as {model.codec.mode!r} IDs: use --engine hf")
+
+
+def export_for_vllm(rec: Recommender, out: Path) -> Path:
+    """Write the merged, item-extended backbone vLLM loads (safetensors + config + tokenizer)."""
+    from safetensors.torch import save_file
+
+    model = rec.model
+    check_servable(model)
     model.merge_lora()
     base = model.base_model()
     emb = base.get_input_embeddings().weight.detach()
@@ -158,7 +164,7 @@ class VLLMEngine(Engine):
 
     name = "vllm"
 
-    def __init__(self, rec: Recommender, checkpoint: str | Path | None = None, cache_dir: str | Path | None = None,
+    def __init__(self, rec: Recommender, checkpoint: str | Path, cache_dir: str | Path | None = None,
                  dtype: str | None = None, kv_cache_gib: int = 1, max_num_seqs: int = 64, in_process: bool = True,
                  eager: bool | None = None):
         super().__init__(rec)
@@ -171,16 +177,12 @@ class VLLMEngine(Engine):
         from vllm import LLM
 
         model = rec.model
-        if model.is_encoder_decoder or model.codec.mode != "atomic":
-            export_for_vllm(rec, Path("/nonexistent"))  # raises the explanatory EngineError
-        cache = Path(cache_dir or os.environ.get("GENREC_CACHE", Path.home() / ".cache/genrec")) / "vllm"
-        key = checkpoint_fingerprint(Path(checkpoint)) if checkpoint else hashlib.sha256(
-            str(id(model)).encode()).hexdigest()[:16]
-        self.export = cache / key
+        check_servable(model)
+        cache = (Path(cache_dir) if cache_dir else genrec_cache()) / "vllm"
+        self.export = cache / checkpoint_fingerprint(Path(checkpoint))
         if not (self.export / ITEM_BIAS_FILE).is_file():
             export_for_vllm(rec, self.export)
-        else:
-            model.merge_lora()  # embeddings are unaffected; keeps the hf path identical to the exported weights
+        model.merge_lora()  # (a no-op after an export) keeps the hf path identical to the exported weights
         self.off, self.n_items = model.codec.offset, len(model.codec)
         self.text_tokens = [t for t in range(self.off) if t != model.image_token_id]
         if dtype is None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from genrec.recommender import Query, RecommenderError
-from genrec.serving.chat import MAX_MESSAGE_CHARS, Router
+from genrec.serving.chat import Router
 from genrec.serving.engine import Engine
 
 MAX_BODY_BYTES = 64 * 1024
@@ -33,7 +33,16 @@ MAX_K = 1000
 MAX_CANDIDATES = 100
 MAX_TEXT_CHARS = 8000
 MAX_NEW_TOKENS = 128
+MAX_CONVERSATION_CHARS = 64_000
 STATIC = Path(__file__).parent / "static"
+
+
+class APIError(Exception):
+    """An HTTP error with its status and one-line message (timeouts, engine failures)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class Batcher:
@@ -156,32 +165,32 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
         return error(422, "; ".join(parts) or "invalid request")
 
+    @app.exception_handler(RecommenderError)
+    async def bad_name(request: Request, exc: RecommenderError):  # unknown user/item, impossible k, ...
+        msg = str(exc)
+        return error(404 if msg.startswith(("unknown user", "unknown item")) else 400, msg)
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError):
+        return error(exc.status, exc.message)
+
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):
         return error(500, f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
 
-    async def execute(make):
-        """Build a query (4xx on bad names/values), run it through the batcher (504 on timeout)."""
+    async def raw(q: Query):
+        """Run a query through the batcher: its raw result (504 on timeout, 500 on an engine failure)."""
         try:
-            q = make()
-        except RecommenderError as e:
-            return None, q_error(e)
-        return await run_query(q)
-
-    async def run_query(q: Query):
-        try:
-            raw = await asyncio.wait_for(asyncio.wrap_future(batcher.submit(q)), timeout_s)
+            return await asyncio.wait_for(asyncio.wrap_future(batcher.submit(q)), timeout_s)
         except asyncio.TimeoutError:
-            return None, error(504, f"the engine did not answer within {timeout_s:g} s")
-        except RecommenderError as e:
-            return None, q_error(e)
+            raise APIError(504, f"the engine did not answer within {timeout_s:g} s") from None
+        except RecommenderError:
+            raise
         except Exception as e:
-            return None, error(500, f"engine error ({type(e).__name__}: {str(e)[:200]})")
-        return rec.answer(q, raw), None
+            raise APIError(500, f"engine error ({type(e).__name__}: {str(e)[:200]})") from None
 
-    def q_error(e: RecommenderError) -> JSONResponse:
-        msg = str(e)
-        return error(404 if msg.startswith(("unknown user", "unknown item")) else 400, msg)
+    async def answer(q: Query):
+        return rec.answer(q, await raw(q))
 
     def card(i: int) -> dict:
         """An item as the page shows it: id, title, year, genres, and an image URL where there is one."""
@@ -201,19 +210,11 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.get("/items/{item_id}")
     async def item(item_id: str):
-        try:
-            i = rec.item_index(item_id)
-        except RecommenderError as e:
-            return q_error(e)
-        return card(i)
+        return card(rec.item_index(item_id))
 
     @app.get("/items/{item_id}/image")
     async def item_image(item_id: str):
-        try:
-            i = rec.item_index(item_id)
-        except RecommenderError as e:
-            return q_error(e)
-        p = rec.ds.items["image"].iat[i]
+        p = rec.ds.items["image"].iat[rec.item_index(item_id)]
         if not isinstance(p, str) or not Path(p).is_file():
             return error(404, f"item {item_id} has no image file")
         return FileResponse(p)
@@ -224,33 +225,26 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.get("/users/{user_id}")
     async def user(user_id: str, limit: int = 50):
-        try:
-            hist = rec.history(user_id)
-        except RecommenderError as e:
-            return q_error(e)
+        hist = rec.history(user_id)
         limit = max(1, min(limit, 1000))
-        out = [card(i) for i in hist[-limit:]]
-        return {"id": rec.ds.user_ids[rec.user_index(user_id)], "n_interactions": len(hist), "history": out}
+        return {"id": rec.ds.user_ids[rec.user_index(user_id)], "n_interactions": len(hist), "history": [card(i) for i in hist[-limit:]]}
 
     @app.post("/recommend")
     async def recommend(r: RecommendReq):
-        res, err = await execute(lambda: rec.query_recommend(r.user, r.k, r.exclude_history, r.history))
-        return err or {"user": r.user, "items": res}
+        return {"user": r.user, "items": await answer(rec.query_recommend(r.user, r.k, r.exclude_history, r.history))}
 
     @app.post("/choose")
     async def choose(r: ChooseReq):
-        res, err = await execute(lambda: rec.query_choose(r.user, r.candidates))
-        return err or {"user": r.user, "items": res}
+        return {"user": r.user, "items": await answer(rec.query_choose(r.user, r.candidates))}
 
     @app.post("/explain")
     async def explain(r: ExplainReq):
-        res, err = await execute(lambda: rec.query_explain(r.user, r.item, r.max_new_tokens))
-        return err or {"user": r.user, "item": rec.item_info(rec.item_index(r.item)), "text": res}
+        text = await answer(rec.query_explain(r.user, r.item, r.max_new_tokens))
+        return {"user": r.user, "item": rec.item_info(rec.item_index(r.item)), "text": text}
 
     @app.post("/ask")
     async def ask(r: AskReq):
-        res, err = await execute(lambda: rec.query_ask(r.text, r.k, r.answer, r.max_new_tokens))
-        return err or res
+        return await answer(rec.query_ask(r.text, r.k, r.answer, r.max_new_tokens))
 
     # ------------------------------------------------------------------ chat
     async def chat_reply(messages: list[dict], user_hint: str | None) -> dict:
@@ -263,51 +257,42 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
             if intent.kind == "sequential":
                 hist = rec.history(intent.user)
                 pool = router.pool_size(intent, rec.ds.n_items - len(set(hist)))
-                res, err = await execute(lambda: rec.query_recommend(intent.user, pool))
-                if err is None:
-                    ranked = [(rec.item_index(x["id"]), x["score"]) for x in res]
-                    picked = router.refine(intent, ranked, hist)
-                    if not picked:
-                        return {"content": "I found nothing that fits that among this user's top candidates. "
-                                           "Try asking without the filter.", "genrec": meta}
-                    meta["items"] = [rec.item_info(i, s) for i, s in picked]
-                    what = (" older" if intent.era == "older" else " newer" if intent.era == "newer" else "") + \
-                           (f" {intent.genre}" if intent.genre else "")
-                    head = f"Here {'is' if len(picked) == 1 else 'are'} {len(picked)}{what} pick" \
-                           f"{'' if len(picked) == 1 else 's'} for user {intent.user}:"
-                    return {"content": head + "\n" + _lines(meta["items"]), "genrec": meta}
-            elif intent.kind == "direct":
-                cands = [rec.ds.item_ids[i] for i in intent.items]
-                res, err = await execute(lambda: rec.query_choose(intent.user, cands))
-                if err is None:
-                    meta["items"] = res
-                    best = res[0]
-                    return {"content": f"For user {intent.user} the best of these is {best['title']} "
-                                       f"[item {best['id']}]. Full ranking:\n" + _lines(res), "genrec": meta}
-            elif intent.kind == "explanation":
+                picked = router.refine(intent, await raw(rec.query_recommend(intent.user, pool)), hist)
+                if not picked:
+                    return {"content": "I found nothing that fits that among this user's top candidates. "
+                                       "Try asking without the filter.", "genrec": meta}
+                meta["items"] = [rec.item_info(i, s) for i, s in picked]
+                what = (" older" if intent.era == "older" else " newer" if intent.era == "newer" else "") + \
+                       (f" {intent.genre}" if intent.genre else "")
+                head = f"Here {'is' if len(picked) == 1 else 'are'} {len(picked)}{what} pick" \
+                       f"{'' if len(picked) == 1 else 's'} for user {intent.user}:"
+                return {"content": head + "\n" + _lines(meta["items"]), "genrec": meta}
+            if intent.kind == "direct":
+                res = await answer(rec.query_choose(intent.user, [rec.ds.item_ids[i] for i in intent.items]))
+                meta["items"] = res
+                best = res[0]
+                return {"content": f"For user {intent.user} the best of these is {best['title']} "
+                                   f"[item {best['id']}]. Full ranking:\n" + _lines(res), "genrec": meta}
+            if intent.kind == "explanation":
                 iid = rec.ds.item_ids[intent.items[0]]
-                res, err = await execute(lambda: rec.query_explain(intent.user, iid))
-                if err is None:
-                    meta["items"] = [rec.item_info(intent.items[0])]
-                    reason = res or "(the model gave no reason)"
-                    return {"content": f"Why user {intent.user} may like {rec.ds.title(intent.items[0])} "
-                                       f"[item {iid}]: {reason}", "genrec": meta}
-            else:
-                text = intent.text if intent.user is None or intent.user in intent.text else \
-                    f"user_{intent.user}: {intent.text}"
-                res, err = await execute(lambda: rec.query_ask(text, 5, "text"))
-                if err is None:
-                    return {"content": res["text"] or "I have no answer to that; try asking for a recommendation.",
-                            "genrec": meta}
+                reason = await answer(rec.query_explain(intent.user, iid)) or "(the model gave no reason)"
+                meta["items"] = [rec.item_info(intent.items[0])]
+                return {"content": f"Why user {intent.user} may like {rec.ds.title(intent.items[0])} "
+                                   f"[item {iid}]: {reason}", "genrec": meta}
+            text = intent.text if intent.user is None or intent.user in intent.text else \
+                f"user_{intent.user}: {intent.text}"
+            res = await answer(rec.query_ask(text, 5, "text"))
+            return {"content": res["text"] or "I have no answer to that; try asking for a recommendation.",
+                    "genrec": meta}
         except RecommenderError as e:
             return {"content": f"Sorry: {e}", "genrec": meta}
-        body = json.loads(err.body)
-        return {"content": f"Sorry: {body['error']['message']}", "genrec": meta}
+        except APIError as e:
+            return {"content": f"Sorry: {e.message}", "genrec": meta}
 
     @app.post("/v1/chat/completions")
     async def chat(r: ChatReq):
         messages = [{"role": m.role, "content": m.content or ""} for m in r.messages]
-        if sum(len(m["content"]) for m in messages) > 4 * MAX_MESSAGE_CHARS * 8:
+        if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
             return error(413, "conversation too long; start a new one")
         reply = await chat_reply(messages, r.user)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
