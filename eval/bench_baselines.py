@@ -43,7 +43,8 @@ def _recbole_shims() -> None:
             setattr(np, old, new)
 
 
-def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int, seed: int) -> dict:
+def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int, seed: int,
+               subset: list[int] | None = None) -> dict:
     _recbole_shims()
     import torch
     from recbole.config import Config
@@ -104,6 +105,8 @@ def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int,
                    if ds.target(int(id2tok["user_id"][u]), "test") != int(id2tok["item_id"][i]))
     t0 = time.perf_counter()
     res = score_protocol(ds, scores, users)
+    if subset:
+        res["subset"] = score_protocol(ds, scores, subset)
     return {**res, "epochs": epochs, "train_seconds": round(train_s, 1),
             "eval_users_per_s": round(len(users) / (time.perf_counter() - t0), 1),
             "split_mismatches": int(mismatch), "recbole_test_rows": int(len(rb_users))}
@@ -116,18 +119,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--skip-sasrec", action="store_true")
+    ap.add_argument("--subset", type=int, default=0,
+                    help="also score N test users drawn as eval/bench_id_schemes.py draws them (seed 1)")
     a = ap.parse_args()
     ds = PreparedDataset.load(a.data)
     users = eval_users(ds, "test", None)
+    subset = eval_users(ds, "test", a.subset, seed=1) if a.subset else None
     name = ds.meta["name"]
     out = {"dataset": name, "users": len(users), "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(),
            "protocol": "leave-one-out test; sequential: full ranking, history excluded; direct: dataset's "
                        "100 candidates (1 held-out + 99 sampled)",
            "popularity": popularity_results(ds, users)}
+    if subset:
+        out["popularity"]["subset"] = popularity_results(ds, subset)
     print("popularity", json.dumps(out["popularity"]), flush=True)
     if not a.skip_sasrec:
         try:
-            out["sasrec"] = run_sasrec(ds, a.epochs, users, a.threads, a.seed)
+            out["sasrec"] = run_sasrec(ds, a.epochs, users, a.threads, a.seed, subset)
             out["sasrec"]["implementation"] = "RecBole 1.2.1 SASRec (CE loss, max length 50)"
         except ImportError as e:
             out["sasrec"] = {"error": f"RecBole could not run here: {e}"}

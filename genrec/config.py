@@ -189,6 +189,9 @@ class ModelConfig:
     max_length: int = _f(256, "longest prompt in tokens (longer ones are truncated from the left)")
     item_tokens: str = _f("text", "how items are written: text IDs as sub-words (P5/VIP5) or one atomic "
                           "token per item (single-pass full ranking)", ("text", "atomic"))
+    item_init: str = _f("title", "atomic items: initial input row of each item — the mean embedding of its "
+                        "title's tokens, or that plus its CLIP image feature through the (initial) visual "
+                        "projector, for items that have an image", ("title", "title+image"))
 
     def __post_init__(self) -> None:
         if self.visual_tokens < 1:

@@ -172,12 +172,16 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                       cpu=not torch.cuda.is_available())
     torch.manual_seed(tc.seed)
     from genrec.baselines import popularity
+    feats = image_features(recipe, ds, data_dir, features)
+    has_image = ds.items["image"].notna().to_numpy()
+    images = set(np.flatnonzero(has_image).tolist()) if feats is not None else None
+    if recipe.model.item_init == "title+image" and recipe.model.item_tokens == "atomic" and feats is None:
+        raise ValueError("model.item_init=title+image needs item images, and this dataset has none "
+                         "(use model.item_init=title)")
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
-                        item_counts=popularity(ds))
+                        item_counts=popularity(ds), item_images=(feats, has_image) if feats is not None else None)
     if resume:
         model.load_trainables(last)
-    feats = image_features(recipe, ds, data_dir, features)
-    images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) if feats is not None else None
     collator = Collator(model, feats)
     groups = param_groups(model, tc)
     params = [p for g in groups for p in g["params"]]

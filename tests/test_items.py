@@ -1,5 +1,6 @@
 """Atomic item tokens: the backbone's vocabulary is untouched, and the item block is exact."""
 import numpy as np
+import pytest
 import torch
 
 from genrec.modeling.backbone import build_from_config
@@ -112,3 +113,27 @@ def test_sampled_softmax_is_a_bounded_exact_subset_of_the_full_softmax():
     # as many negatives as items: the full softmax, exactly
     m.recipe = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=12))
     torch.testing.assert_close(_loss(m, h, y), full)
+
+
+def test_item_init_title_plus_image_mixes_in_the_projected_clip_feature():
+    from dataclasses import replace
+    base = tiny_recipe(item_tokens="atomic")
+    titles = ["film"] * 12  # identical titles: only the images tell the items apart
+    torch.manual_seed(0)
+    plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=titles)
+    feats = torch.randn(12, plain.visual_proj.fc1.in_features)
+    feats[3] = feats[2]  # two items with the same picture
+    has = torch.tensor([i % 4 != 0 for i in range(12)])  # items 0, 4, 8 have no image
+    torch.manual_seed(0)
+    rec = replace(base, model=replace(base.model, item_init="title+image"))
+    mixed = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_images=(feats, has))
+    t, m = plain.item_emb.weight.detach(), mixed.item_emb.weight.detach()
+    assert torch.equal(m[~has], t[~has])  # no image: the title row, unchanged
+    with torch.no_grad():
+        p = mixed.visual_proj(feats[1]).mean(0)  # item 1's k visual tokens, averaged
+    expect = 0.5 * (t[1] + p * t[1].norm() / p.norm())
+    torch.testing.assert_close(m[1], expect, rtol=1e-5, atol=1e-6)
+    assert torch.equal(m[2], m[3]) and not torch.allclose(m[1], m[2])  # same picture, same row
+    with pytest.raises(ValueError, match="title\\+image"):  # bad value named
+        from genrec.config import ModelConfig, from_dict
+        from_dict(ModelConfig, {"item_init": "image"}, "model")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -137,7 +138,7 @@ def test_accelerate_launch_with_two_cpu_processes(cyc, tmp_path):
 
 
 def test_item_lr_puts_exactly_the_item_table_in_its_own_group():
-    import dataclasses
+
 
     from genrec.config import ConfigError, TrainConfig, from_dict
     from genrec.modeling.backbone import build_from_config
@@ -166,3 +167,11 @@ def test_training_with_item_lr_and_sampled_softmax_runs_end_to_end(tmp_path):
     import yaml
     saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["train"]
     assert saved["item_lr"] == 0.05 and saved["item_negatives"] == 8
+
+
+def test_item_init_title_plus_image_on_a_dataset_without_images_is_a_clear_error(tmp_path):
+    rec = tiny_recipe(steps=1)
+    rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init="title+image"))
+    with pytest.raises(ValueError, match="item_init=title\\+image needs item images"):
+        train(rec, cyclic_dataset(tmp_path), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

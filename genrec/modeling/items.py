@@ -85,3 +85,13 @@ def title_init(embedding: nn.Embedding, tokenizer, titles: list[str]) -> torch.T
         ids = [i for i in ids if i < w.shape[0]]
         rows.append(w[ids].mean(0) if ids else mean)
     return torch.stack(rows) if rows else torch.zeros(0, w.shape[1])
+
+
+def add_image_init(rows: torch.Tensor, projected: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
+    """Title rows [I, D] plus each item's projected image [I, D] (its visual tokens averaged),
+    rescaled to the title row's norm so neither part swamps the other; items without an image
+    (has_image [I] False) keep their title row. Returns new rows."""
+    p = projected.float()
+    scale = rows.norm(dim=-1, keepdim=True) / p.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # [I, 1]
+    mixed = 0.5 * (rows + p * scale)  # [I, D]
+    return torch.where(has_image.unsqueeze(-1), mixed, rows)
