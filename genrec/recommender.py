@@ -76,7 +76,10 @@ class Recommender:
 
     @classmethod
     def from_pretrained(cls, checkpoint: str | Path, data: str | Path | None = None,
-                        device: str | None = None, precision: str = "auto") -> "Recommender":
+                        device: str | None = None, precision: str = "auto",
+                        merge_adapters: bool = True) -> "Recommender":
+        """Load a checkpoint for answering. merge_adapters folds LoRA into the backbone's weights
+        (the same answers, without the adapter's extra matmuls; not for k-bit backbones)."""
         import yaml
 
         from genrec.train import check_dataset, image_features
@@ -90,6 +93,8 @@ class Recommender:
         ds = PreparedDataset.load(data)
         check_dataset(ck, ds)
         model = GenRecModel.from_pretrained(ck, device=device)
+        if merge_adapters and model.recipe.model.quantize == "none":
+            model.merge_lora()
         return cls(model, ds, image_features(model.recipe, ds, Path(data)), precision)
 
     # ---------------------------------------------------------------- names

@@ -137,3 +137,30 @@ def test_item_init_title_plus_image_mixes_in_the_projected_clip_feature():
     with pytest.raises(ValueError, match="title\\+image"):  # bad value named
         from genrec.config import ModelConfig, from_dict
         from_dict(ModelConfig, {"item_init": "image"}, "model")
+
+
+def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
+    m = random_item_table_model(seed=1)
+    texts = ["Given the history of user_7: " + "".join(m.codec.text(i) for i in (3, 5, 1)) + ". Next?",
+             "Given the history of user_12: " + m.codec.text(2) + ". Next?",
+             "Given the history of user_7: " + "".join(m.codec.text(i) for i in range(9)) + " then?"]
+    m.tokenizer.padding_side = "left"
+    enc = m.tokenizer(texts, return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    common = 0
+    rows = [ids[r, mask[r].bool()].tolist() for r in range(3)]
+    while all(len(r) > common and r[common] == rows[0][common] for r in rows):
+        common += 1
+    assert common >= 6  # "Given the history of user_" is shared, the user number is not
+    assert m.shared_prefix(ids, mask) == common
+    with torch.no_grad():
+        batched = m.answer_hidden(ids, mask)  # prefix path: batch > 1, no grad
+        alone = torch.cat([m.answer_hidden(ids[r:r + 1, -len(rows[r]):], mask[r:r + 1, -len(rows[r]):])
+                           for r in range(3)])
+    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
+    # an image placeholder ends the shared part: its visual tokens differ per row
+    img = ids.clone()
+    img[:, -len(rows[1]) + 2] = m.image_token_id  # third real token of the shortest row
+    img[0, -len(rows[0]) + 2] = m.image_token_id
+    img[2, -len(rows[2]) + 2] = m.image_token_id
+    assert m.shared_prefix(img, mask) == 2

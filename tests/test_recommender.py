@@ -11,7 +11,9 @@ def rec(request, tmp_path_factory):
     data = cyclic_dataset(tmp)
     train(tiny_recipe(item_tokens=request.param, steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}),
           data, tmp / "run", progress=False)
-    return Recommender.from_pretrained(tmp / "run/last")
+    r = Recommender.from_pretrained(tmp / "run/last")
+    r.checkpoint_dir = tmp / "run/last"
+    return r
 
 
 def test_recommend_returns_k_unseen_real_items_with_titles(rec):
@@ -57,3 +59,14 @@ def test_bad_requests(rec, call, message):
 def test_not_a_checkpoint(tmp_path):
     with pytest.raises(RecommenderError, match="not a genrec checkpoint"):
         Recommender.from_pretrained(tmp_path)
+
+
+def test_loading_merges_lora_and_answers_the_same(rec):
+    merged = Recommender.from_pretrained(rec.checkpoint_dir, precision="no")
+    plain = Recommender.from_pretrained(rec.checkpoint_dir, precision="no", merge_adapters=False)
+    assert not any("lora_" in n for n, _ in merged.model.named_parameters())
+    assert any("lora_" in n for n, _ in plain.model.named_parameters())
+    for u in rec.ds.user_ids[:4]:
+        a, b = merged.recommend(u, 5), plain.recommend(u, 5)
+        assert [r["id"] for r in a] == [r["id"] for r in b]
+        assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-4)

@@ -37,6 +37,7 @@ from genrec.prompts import IMAGE_TOKEN
 from genrec.vision import clip_dim
 
 CHECKPOINT_VERSION = 1
+MIN_SHARED_PREFIX = 4  # shorter shared openings are not worth a second forward call
 
 
 class CheckpointError(ValueError):
@@ -215,7 +216,53 @@ class GenRecModel(nn.Module):
             if getattr(base.config, "tie_word_embeddings", False):
                 h = h * base.config.d_model ** -0.5  # T5 rescales before a tied output layer
             return h
+        if not torch.is_grad_enabled() and input_ids.shape[0] > 1:
+            p = self.shared_prefix(input_ids, attention_mask)
+            if p >= MIN_SHARED_PREFIX:
+                return self._hidden_after_prefix(embeds, attention_mask, p)
         out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
+        return out.last_hidden_state[:, -1]  # [B, D]
+
+    def shared_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
+        """Length of the text every row starts with (left-padded rows; stops before any <img>, whose
+        visual tokens differ per row). Prompts rendered from one template share its opening words."""
+        lens = attention_mask.sum(1)  # [B]
+        n = int(lens.min())
+        if n < 2:
+            return 0
+        T = input_ids.shape[1]
+        cols = (T - lens).unsqueeze(1) + torch.arange(n, device=input_ids.device)  # [B, n]
+        real = input_ids.gather(1, cols)  # [B, n] each row's first n real tokens
+        same = (real == real[:1]).all(0) & (real[0] != self.image_token_id)  # [n]
+        p = int(same.long().cumprod(0).sum())
+        return min(p, n - 1)  # at least one token of each row is run per row
+
+    def _hidden_after_prefix(self, embeds: torch.Tensor, attention_mask: torch.Tensor, p: int) -> torch.Tensor:
+        """The answer position's hidden state, running the shared first p tokens once for the batch:
+        their keys/values are computed on one row and repeated, the rest of each row attends to them.
+        Positions are each row's true ones (0.. from its first real token), so the result equals
+        running every row on its own."""
+        import inspect
+
+        from transformers import DynamicCache
+        B, T, _ = embeds.shape
+        lens = attention_mask.sum(1)  # [B]
+        dec = self.base_model().get_decoder()
+        # transformers renamed past_key_values to cache (5.2x); pass it under the name this one takes
+        key = "cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values"
+        row0 = T - int(lens[0])
+        cache = DynamicCache()
+        dec(inputs_embeds=embeds[:1, row0:row0 + p], use_cache=True, **{key: cache})
+        cache.batch_repeat_interleave(B)
+        # each row without its first p real tokens, still left-padded: [B, T - p]
+        keep = torch.arange(T - p, device=embeds.device).unsqueeze(0)  # [1, T-p]
+        real = keep >= (T - lens).unsqueeze(1)  # [B, T-p]
+        src = keep + p * real.long()  # a real token comes from p positions further right
+        rest = embeds.gather(1, src.unsqueeze(-1).expand(-1, -1, embeds.shape[-1]))  # [B, T-p, D]
+        rest_mask = real.long()
+        mask = torch.cat([torch.ones(B, p, dtype=rest_mask.dtype, device=embeds.device), rest_mask], 1)  # [B, T]
+        pos = (p + rest_mask.cumsum(1) - 1).clamp(min=p)  # [B, T-p]
+        out = dec(inputs_embeds=rest, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
         return out.last_hidden_state[:, -1]  # [B, D]
 
     def _item_loss(self, h: torch.Tensor, y: torch.Tensor) -> ModelOutput:
