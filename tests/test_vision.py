@@ -1,5 +1,6 @@
 """The vision pipeline on real image files (scikit-learn ships two real photos) with a tiny
 random-weight open_clip model — mechanics only, the features mean nothing."""
+import dataclasses
 import shutil
 import warnings
 from pathlib import Path
@@ -113,3 +114,37 @@ def test_features_cli_on_a_prepared_dataset(tmp_path, images, capsys):
     assert main(args) == 0
     assert "cache hit" in capsys.readouterr().out
     assert (tmp_path / "ds/features/genrec-tiny-clip-none.safetensors").is_file()
+
+
+def test_training_starts_pictured_items_from_title_plus_image(tmp_path, images):
+    """item_init=title+image through `train`: with a zero first learning rate (full warmup over one step)
+    the saved rows are the initial ones; only items whose image was read differ from the title init."""
+    from safetensors.torch import load_file
+
+    from genrec.cli import main
+    from genrec.train import train
+    from tests.helpers import tiny_recipe
+    csv = tmp_path / "i.csv"
+    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(4) for i in range(5)))
+    items = tmp_path / "items.csv"
+    items.write_text("item,title,image\n" + "".join(f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
+    assert main(["prepare", "--quiet", "--source", "table", "--path", str(csv), "--items-path", str(items),
+                 "--k-core", "1", "--n-candidates", "2", "--out", str(tmp_path / "ds")]) == 0
+    assert main(["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained", "none",
+                 "--quiet"]) == 0
+    rows = {}
+    for init in ("title", "title+image"):
+        rec = tiny_recipe(steps=1, warmup=1.0, max_history=2, candidates=2)
+        rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init=init))
+        with pytest.warns(UserWarning):  # random-weight CLIP stand-in
+            train(rec, tmp_path / "ds", tmp_path / init, progress=False)
+        rows[init] = load_file(str(tmp_path / init / "last/trainable.safetensors"))["item_emb.weight"]
+    from genrec.data.dataset import PreparedDataset
+    from genrec.vision import load_features
+    ds = PreparedDataset.load(tmp_path / "ds")
+    with pytest.warns(UserWarning):
+        read = load_features(tmp_path / "ds/features/genrec-tiny-clip-none.safetensors").mask
+    pictured = torch.tensor([bool(read[i]) for i in range(ds.n_items)])
+    assert 0 < int(pictured.sum()) < ds.n_items
+    same = (rows["title"] == rows["title+image"]).all(1)
+    assert torch.equal(same, ~pictured)
