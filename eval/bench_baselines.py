@@ -151,9 +151,14 @@ def main() -> None:
         if not r or "error" in r:
             continue
         s, d = r["sequential"], r["direct"]
-        label = key if key == "popularity" else f"SASRec (RecBole, {r['epochs']} epochs)"
+        label = key if key == "popularity" else f"SASRec (RecBole, {r['epochs']} epochs, {r['train_seconds']:.0f} s)"
         md.append(f"| {label} | {s['hr@5']:.4f} | {s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | "
                   f"{d['hr@5']:.4f} | {d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
+        if "subset" in r:  # the users eval/bench_id_schemes.py scores
+            s, d = r["subset"]["sequential"], r["subset"]["direct"]
+            md.append(f"| {label}, {s['users']} users drawn as bench_id_schemes.py draws them | {s['hr@5']:.4f} | "
+                      f"{s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | {d['hr@5']:.4f} | "
+                      f"{d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
     atomic_write_text(RESULTS / f"{stem}.md", "\n".join(md) + "\n")
     print("\n".join(md))
 

@@ -32,6 +32,21 @@ CONFIGS = [  # label, data.item_ids, model.item_tokens
 ]
 
 
+def attach_sasrec(out: dict) -> dict:
+    """SASRec from eval/results/baselines_<dataset>.json (eval/bench_baselines.py), when it was run:
+    all test users, and this table's users when that run had `--subset` equal to them."""
+    base = RESULTS / f"baselines_{out['dataset']}.json"
+    sasrec = json.loads(base.read_text()).get("sasrec") if base.is_file() else None
+    if not sasrec or "error" in sasrec:
+        return out
+    out["sasrec_all_test_users"] = sasrec.get("sequential")
+    sub = sasrec.get("subset")
+    if sub and sub["sequential"]["users"] == out["users"]:
+        out["sasrec_same_users"] = {k: round(v, 4) for k, v in sub["sequential"].items() if k != "users"}
+    out["sasrec_run"] = {"epochs": sasrec.get("epochs"), "train_seconds": sasrec.get("train_seconds")}
+    return out
+
+
 def render(out: dict) -> str:
     ds_name, n = out["dataset"], out["users"]
     lines = [f"# Item writing vs quality ({ds_name}, sequential full ranking, history excluded)", "",
@@ -45,11 +60,15 @@ def render(out: dict) -> str:
                      f"{r['train_s']} | {r['eval_s']} |")
     p = out["popularity_same_users"]
     lines.append(f"| most popular (same users) | {p['hr@5']} | {p['hr@10']} | {p['ndcg@5']} | {p['ndcg@10']} | — | — |")
-    s = out.get("sasrec_all_test_users")
+    s, same, run = out.get("sasrec_all_test_users"), out.get("sasrec_same_users"), out.get("sasrec_run") or {}
+    budget = f"{run.get('epochs')} epochs" if run.get("epochs") else ""
+    if same:
+        lines.append(f"| SASRec, RecBole, {budget} (same users) | {same['hr@5']} | {same['hr@10']} | "
+                     f"{same['ndcg@5']} | {same['ndcg@10']} | {run.get('train_seconds', '—')} | — |")
     if s:
-        lines.append(f"| SASRec, RecBole (all test users; eval/results/baselines_{ds_name}.json) | "
+        lines.append(f"| SASRec, RecBole, {budget} (all test users; eval/results/baselines_{ds_name}.json) | "
                      f"{round(s['hr@5'], 4)} | {round(s['hr@10'], 4)} | {round(s['ndcg@5'], 4)} | "
-                     f"{round(s['ndcg@10'], 4)} | — | — |")
+                     f"{round(s['ndcg@10'], 4)} | {run.get('train_seconds', '—')} | — |")
     else:
         lines.append("| SASRec | not run on this dataset here: a RecBole epoch on it takes 24–40 min on the 2-core "
                      "CPU (command: eval/README.md) | | | | | |")
@@ -83,11 +102,14 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=150, help="test users (the same for every row)")
     ap.add_argument("--work", default="/tmp/genrec_id_schemes")
     ap.add_argument("--only", default=None, help="comma-separated config numbers (1-based) to run")
-    ap.add_argument("--render", metavar="JSON", help="only rewrite the markdown of an earlier run's JSON")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite an earlier run's markdown (and pick up SASRec "
+                    "from eval/results/baselines_<dataset>.json, e.g. after bench_baselines.py --subset 150)")
     a = ap.parse_args()
     if a.render:
         from genrec.atomic import atomic_write_text
-        atomic_write_text(Path(a.render).with_suffix(".md"), render(json.loads(Path(a.render).read_text())))
+        out = attach_sasrec(json.loads(Path(a.render).read_text()))
+        atomic_write_text(Path(a.render), json.dumps(out, indent=2) + "\n")
+        atomic_write_text(Path(a.render).with_suffix(".md"), render(out))
         return
     work = Path(a.work)
     rows, t_all = [], time.perf_counter()
@@ -124,11 +146,9 @@ def main() -> None:
                      "eval_s": round(eval_s, 1)})
         print(rows[-1], flush=True)
         del model
-    base = RESULTS / f"baselines_{ds_name}.json"
-    sasrec = json.loads(base.read_text()).get("sasrec") if base.is_file() else None
-    out = {"dataset": ds_name, "steps": a.steps, "batch_size": a.batch_size, "users": len(users), "rows": rows,
-           "popularity_same_users": {k: round(v, 4) for k, v in pop.items()},
-           "sasrec_all_test_users": (sasrec or {}).get("sequential"), "seconds": round(time.perf_counter() - t_all)}
+    out = attach_sasrec({"dataset": ds_name, "steps": a.steps, "batch_size": a.batch_size, "users": len(users),
+                         "rows": rows, "popularity_same_users": {k: round(v, 4) for k, v in pop.items()},
+                         "seconds": round(time.perf_counter() - t_all)})
     md = render(out)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / f"id_schemes_{ds_name}.json", json.dumps(out, indent=2) + "\n")

@@ -311,7 +311,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet)
     best = f"best valid HR@10 {s['best_valid_hr10']:.4f} at step {s['best_step']}" if s["best_step"] else "no validation"
     print(f"trained {recipe.name}: {s['steps']} steps ({s['examples']:,} examples, {s['examples_per_s']} ex/s, "
-          f"{s['seconds']} s), final loss {s['final_loss']:.4f}, {best} -> {ns.out}/best, {ns.out}/last")
+          f"{s['seconds']} s, peak memory {s['peak_rss_mb']:,} MB), final loss {s['final_loss']:.4f}, {best} -> "
+          f"{ns.out}/best, {ns.out}/last")
     return 0
 
 
@@ -371,10 +372,12 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
                    ns.num_beams, progress=not ns.quiet)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["users_per_s"] = round(res["users"] * len(fams) / max(res["seconds"], 1e-9), 3)
+    from genrec.train import peak_memory
+    res.update(peak_memory())
     res["checkpoint"] = str(ck)
     table = results_table(res)
     print(table)
-    print(f"evaluated {res['users']} users in {res['seconds']} s")
+    print(f"evaluated {res['users']} users in {res['seconds']} s, peak memory {res['peak_rss_mb']:,} MB")
     if ns.out:
         atomic_write_text(ns.out, json.dumps(res, indent=2) + "\n")
         atomic_write_text(Path(ns.out).with_suffix(".md"), table)

@@ -277,5 +277,17 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     elapsed = time.perf_counter() - t0
     summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
                "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema, "last_loss": lv,
-               "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out)}
+               "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out),
+               **peak_memory()}
     return summary
+
+
+def peak_memory() -> dict:
+    """This process's peak resident memory (MB) so far, and the GPU's peak allocation when on CUDA."""
+    import resource
+    import sys
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out = {"peak_rss_mb": round(rss / (2 ** 20 if sys.platform == "darwin" else 2 ** 10))}
+    if torch.cuda.is_available():
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
+    return out

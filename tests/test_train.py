@@ -164,6 +164,7 @@ def test_training_with_item_lr_and_sampled_softmax_runs_end_to_end(tmp_path):
     data = cyclic_dataset(tmp_path)
     out = train(tiny_recipe(steps=3, item_lr=0.05, item_negatives=8), data, tmp_path / "run", progress=False)
     assert out["steps"] == 3 and (tmp_path / "run/last/config.yaml").is_file()
+    assert 50 < out["peak_rss_mb"] < 64 * 1024  # MB: a Python process with torch loaded, on this machine
     import yaml
     saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["train"]
     assert saved["item_lr"] == 0.05 and saved["item_negatives"] == 8
