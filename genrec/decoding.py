@@ -86,22 +86,34 @@ def build_trie(model: GenRecModel) -> ItemTrie:
 
 
 @torch.no_grad()
+def atomic_logits(model: GenRecModel, batch: dict) -> torch.Tensor:
+    """[B, I] float32 scores of every catalogue item at each prompt's answer position (one pass)."""
+    batch = on_device(batch, model.device)
+    h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
+    return model.item_logits(h).float()
+
+
+def topk_from_logits(logits: torch.Tensor, k: int, exclude: list[list[int]] | None = None
+                     ) -> list[list[tuple[int, float]]]:
+    """Top-k (item, log-probability among the items that may be returned) per row of [B, I] logits."""
+    logits = logits.clone()
+    for r, ex in enumerate(exclude or []):
+        if ex:
+            logits[r, torch.as_tensor(list(ex), dtype=torch.long)] = float("-inf")
+    logp = torch.log_softmax(logits, dim=-1)
+    vals, idx = logp.topk(min(k, logits.shape[-1]), dim=-1)
+    return [[(int(i), float(v)) for i, v in zip(ir, vr) if v > float("-inf")]
+            for ir, vr in zip(idx.tolist(), vals.tolist())]
+
+
+@torch.no_grad()
 def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]] | None = None,
                trie: ItemTrie | None = None, num_beams: int | None = None) -> list[list[tuple[int, float]]]:
     """Top-k (item, score) per row of a prompt batch. `exclude`: per row, items never to return."""
     batch = on_device(batch, model.device)
     n_items = len(model.codec)
     if model.codec.mode == "atomic":
-        h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
-        logits = model.item_logits(h).float()  # [B, I]
-        for r, ex in enumerate(exclude or []):
-            if ex:
-                logits[r, torch.as_tensor(list(ex), dtype=torch.long)] = float("-inf")
-        logp = torch.log_softmax(logits, dim=-1)  # log-probability among the items that may be returned
-        kk = min(k, n_items)
-        vals, idx = logp.topk(kk, dim=-1)
-        return [[(int(i), float(v)) for i, v in zip(ir, vr) if v > float("-inf")]
-                for ir, vr in zip(idx.tolist(), vals.tolist())]
+        return topk_from_logits(atomic_logits(model, batch), k, exclude)
     trie = trie or build_trie(model)
     B = batch["input_ids"].shape[0]
     excl = [trie.excluded_counts(e) for e in (exclude or [[]] * B)]

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from genrec.batches import Collator, make_example
 from genrec.data.dataset import PreparedDataset
-from genrec.decoding import build_trie, candidate_scores_atomic, generate_text, score_candidates, topk_items
+from genrec.decoding import (atomic_logits, build_trie, candidate_scores_atomic, generate_text, score_candidates,
+                             topk_from_logits, topk_items)
 from genrec.metrics import bleu4, rank_of, ranking_metrics, rouge
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
@@ -45,15 +46,30 @@ def eval_sequential(model: GenRecModel, ds: PreparedDataset, collator: Collator,
                     split: str = "test", max_history: int = 10, images=None, batch_size: int = 16,
                     exclude_history: bool = True, k: int = 10, num_beams: int | None = None,
                     progress: bool = False, seed: int = 0) -> dict:
+    """Full ranking of the held-out item. Atomic items also rank the dataset's candidate list from the
+    same logits (`candidates_from_sequential`: the direct task answered from the history prompt, the
+    way sequential baselines such as SASRec are scored on it)."""
     exs = _examples(ds, model, t, users, split, max_history, images, seed)
-    trie = build_trie(model) if model.codec.mode == "text" else None
-    ranks = []
+    atomic = model.codec.mode == "atomic"
+    trie = build_trie(model) if not atomic else None
+    ranks, cand_ranks = [], []
     for s in tqdm(range(0, len(exs), batch_size), desc=f"sequential {t.id}", disable=not progress, leave=False):
         chunk = exs[s:s + batch_size]
         excl = [list(ds.history(e.user, split)) for e in chunk] if exclude_history else None
-        top = topk_items(model, collator.prompts(chunk), k, excl, trie, num_beams)
+        if atomic:
+            logits = atomic_logits(model, collator.prompts(chunk))  # [B, I]
+            top = topk_from_logits(logits, k, excl)
+            for row, e in zip(logits, chunk):
+                cands = ds.candidates(e.user, split)
+                order = np.argsort(-row[torch.as_tensor(cands)].numpy(), kind="stable")
+                cand_ranks.append(rank_of([cands[i] for i in order], e.target_item))
+        else:
+            top = topk_items(model, collator.prompts(chunk), k, excl, trie, num_beams)
         ranks += [rank_of([i for i, _ in row], e.target_item) for row, e in zip(top, chunk)]
-    return {**ranking_metrics(ranks), "users": len(ranks)}
+    out = {**ranking_metrics(ranks), "users": len(ranks)}
+    if cand_ranks:
+        out["candidates_from_sequential"] = ranking_metrics(cand_ranks, with_mrr=False)
+    return out
 
 
 def eval_direct(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
@@ -158,4 +174,10 @@ def results_table(results: dict) -> str:
                   "| template | seen | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for tid, r in rows.items():
             lines.append(f"| {tid} | {'yes' if r['seen'] else 'no'} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
+        also = {tid: r["candidates_from_sequential"] for tid, r in rows.items() if "candidates_from_sequential" in r}
+        if also:  # atomic items: the direct task's candidate list ranked by the sequential prompt's logits
+            ck = list(next(iter(also.values())))
+            lines += [f"\n**direct candidates ranked from the sequential prompt** ({results['split']}, "
+                      f"{results['users']} users)\n", "| template | " + " | ".join(ck) + " |", "|---|" + "---|" * len(ck)]
+            lines += [f"| {tid} | " + " | ".join(f"{r[k]:.4f}" for k in ck) + " |" for tid, r in also.items()]
     return "\n".join(lines).strip() + "\n"
