@@ -1,0 +1,118 @@
+"""The headline table: genrec checkpoints next to popularity and SASRec, same split, same users.
+
+Reads what the other steps wrote — `genrec evaluate --out X.json` for each genrec checkpoint
+(with a `training` block added: command, train seconds, examples; see eval/README.md) and
+`eval/bench_baselines.py`'s `eval/results/baselines_<dataset>.json` — and writes
+`eval/results/headline_<dataset>.{json,md}`. No model is run here.
+
+    .venv/bin/python eval/headline.py --baselines eval/results/baselines_movielens-100k.json \\
+        --genrec "SmolLM2-135M + LoRA, seq50 recipe=eval/results/genrec_ml100k_seq50.json"
+
+Direct (1 held-out + 99 sampled candidates) is scored for every row from the same per-user item
+scores as sequential when the model has them (SASRec, popularity, genrec with atomic items:
+`candidates_from_sequential`); genrec's P5-style direct template (candidates in the prompt, no
+history) is reported beside it when it was evaluated.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "eval" / "results"
+KEYS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+
+
+def _fmt(x) -> str:
+    return "—" if x is None else f"{x:.4f}"
+
+
+def genrec_row(label: str, res: dict) -> dict:
+    seq = res["families"]["sequential"]
+    tid = next(k for k in seq if not k.startswith("mean_"))
+    s = seq[tid]
+    d = s.get("candidates_from_sequential")
+    direct_t = res["families"].get("direct", {})
+    dt = next((k for k in direct_t if not k.startswith("mean_")), None)
+    tr = res.get("training", {})
+    return {"model": f"genrec: {label}", "users": res["users"], "sequential": {k: s[k] for k in KEYS},
+            "direct": {k: d[k] for k in KEYS} if d else None,
+            "direct_template": {"template": dt, **{k: direct_t[dt][k] for k in KEYS}} if dt else None,
+            "train_seconds": tr.get("train_seconds"), "train_note": tr.get("note"),
+            "eval_users_per_s": res.get("users_per_s"), "peak_rss_mb": res.get("peak_rss_mb") or tr.get("peak_rss_mb")}
+
+
+def baseline_rows(base: dict) -> list[dict]:
+    rows = [{"model": "most popular", "users": base["users"], "sequential": base["popularity"]["sequential"],
+             "direct": base["popularity"]["direct"], "train_seconds": 0}]
+    s = base.get("sasrec")
+    if s and "error" not in s:
+        rows.append({"model": f"SASRec (RecBole, {s['epochs']} epochs)", "users": base["users"],
+                     "sequential": s["sequential"], "direct": s["direct"], "train_seconds": s["train_seconds"],
+                     "eval_users_per_s": s.get("eval_users_per_s")})
+    return rows
+
+
+def render(out: dict) -> str:
+    lines = [f"# Headline: genrec vs SASRec vs popularity ({out['dataset']}, {out['users']} test users)", "",
+             out["protocol"] + ".", "",
+             "| model | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | direct HR@5 | direct HR@10 | direct NDCG@10 "
+             "| train s | eval users/s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["rows"]:
+        s, d = r["sequential"], r.get("direct") or {}
+        lines.append(f"| {r['model']} | {_fmt(s['hr@5'])} | {_fmt(s['hr@10'])} | {_fmt(s['ndcg@5'])} | "
+                     f"{_fmt(s['ndcg@10'])} | {_fmt(d.get('hr@5'))} | {_fmt(d.get('hr@10'))} | "
+                     f"{_fmt(d.get('ndcg@10'))} | {r.get('train_seconds') if r.get('train_seconds') is not None else '—'} | "
+                     f"{r.get('eval_users_per_s') or '—'} | {r.get('peak_rss_mb') or '—'} |")
+    notes = [r for r in out["rows"] if r.get("direct_template")]
+    if notes:
+        lines += ["", "genrec's P5-style direct template (the 100 candidates written in the prompt, no history):"]
+        for r in notes:
+            dt = r["direct_template"]
+            lines.append(f"- {r['model']}, {dt['template']}: HR@5 {_fmt(dt['hr@5'])}, HR@10 {_fmt(dt['hr@10'])}, "
+                         f"NDCG@10 {_fmt(dt['ndcg@10'])}")
+    for r in out["rows"]:
+        if r.get("train_note"):
+            lines += ["", f"{r['model']}: {r['train_note']}"]
+    best = max((r for r in out["rows"] if r["model"].startswith("genrec")), key=lambda r: r["sequential"]["hr@10"],
+               default=None)
+    sas = next((r for r in out["rows"] if r["model"].startswith("SASRec")), None)
+    if best and sas:
+        met = best["sequential"]["hr@10"] >= sas["sequential"]["hr@10"]
+        lines += ["", f"Goal genrec seq HR@10 >= SASRec's: **{'met' if met else 'not met'}** "
+                      f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f})."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    from genrec.atomic import atomic_write_text
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--baselines", required=True, help="eval/results/baselines_<dataset>.json")
+    ap.add_argument("--genrec", action="append", default=[], metavar="LABEL=JSON",
+                    help="a `genrec evaluate --out` result (repeatable)")
+    a = ap.parse_args()
+    base = json.loads(Path(a.baselines).read_text())
+    rows = []
+    for spec in a.genrec:
+        label, sep, path = spec.rpartition("=")
+        if not sep or not label:
+            ap.error(f"--genrec takes LABEL=JSON, got {spec!r}")
+        res = json.loads(Path(path).read_text())
+        if res["users"] != base["users"] or res.get("split", "test") != "test":
+            ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
+        rows.append(genrec_row(label, res))
+    out = {"dataset": base["dataset"], "users": base["users"], "protocol": base["protocol"],
+           "rows": rows + baseline_rows(base)}
+    stem = RESULTS / f"headline_{base['dataset']}"
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
+    md = render(out)
+    atomic_write_text(stem.with_suffix(".md"), md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
