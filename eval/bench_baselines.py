@@ -71,6 +71,7 @@ def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int,
         "seed": seed, "reproducibility": True, "device": "cpu", "use_gpu": False, "show_progress": False,
         "checkpoint_dir": str(tmp / "saved"), "log_wandb": False, "state": "WARNING",
     }
+    os.chdir(tmp)  # RecBole writes log_tensorboard/ into the working directory: keep it in the scratch dir
     config = Config(model="SASRec", config_dict=cfg)
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
@@ -112,16 +113,43 @@ def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int,
             "split_mismatches": int(mismatch), "recbole_test_rows": int(len(rb_users))}
 
 
+def render(out: dict) -> str:
+    name, users = out["dataset"], out["users"]
+    md = [f"# Baselines on {name} ({users} test users, genrec's split and protocol)", "",
+          "| model | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | direct HR@5 | direct HR@10 | direct NDCG@10 |",
+          "|---|---|---|---|---|---|---|---|"]
+    for key in ("popularity", "sasrec"):
+        r = out.get(key)
+        if not r or "error" in r:
+            continue
+        s, d = r["sequential"], r["direct"]
+        label = key if key == "popularity" else f"SASRec (RecBole, {r['epochs']} epochs, {r['train_seconds']:.0f} s)"
+        md.append(f"| {label} | {s['hr@5']:.4f} | {s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | "
+                  f"{d['hr@5']:.4f} | {d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
+        if "subset" in r:  # the users eval/bench_id_schemes.py scores
+            s, d = r["subset"]["sequential"], r["subset"]["direct"]
+            md.append(f"| {label}, {s['users']} users drawn as bench_id_schemes.py draws them | {s['hr@5']:.4f} | "
+                      f"{s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | {d['hr@5']:.4f} | "
+                      f"{d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
+    return "\n".join(md) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="popularity + RecBole SASRec on genrec's split")
-    ap.add_argument("--data", required=True, help="prepared dataset directory")
+    ap.add_argument("--data", help="prepared dataset directory (required unless --render)")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2020)
     ap.add_argument("--skip-sasrec", action="store_true")
     ap.add_argument("--subset", type=int, default=0,
                     help="also score N test users drawn as eval/bench_id_schemes.py draws them (seed 1)")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite the markdown of an earlier run's JSON")
     a = ap.parse_args()
+    if a.render:
+        atomic_write_text(Path(a.render).with_suffix(".md"), render(json.loads(Path(a.render).read_text())))
+        return
+    if not a.data:
+        ap.error("--data is required")
     ds = PreparedDataset.load(a.data)
     users = eval_users(ds, "test", None)
     subset = eval_users(ds, "test", a.subset, seed=1) if a.subset else None
@@ -143,24 +171,9 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = f"baselines_{name}"
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(out, indent=2) + "\n")
-    md = [f"# Baselines on {name} ({len(users)} test users, genrec's split and protocol)", "",
-          "| model | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | direct HR@5 | direct HR@10 | direct NDCG@10 |",
-          "|---|---|---|---|---|---|---|---|"]
-    for key in ("popularity", "sasrec"):
-        r = out.get(key)
-        if not r or "error" in r:
-            continue
-        s, d = r["sequential"], r["direct"]
-        label = key if key == "popularity" else f"SASRec (RecBole, {r['epochs']} epochs, {r['train_seconds']:.0f} s)"
-        md.append(f"| {label} | {s['hr@5']:.4f} | {s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | "
-                  f"{d['hr@5']:.4f} | {d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
-        if "subset" in r:  # the users eval/bench_id_schemes.py scores
-            s, d = r["subset"]["sequential"], r["subset"]["direct"]
-            md.append(f"| {label}, {s['users']} users drawn as bench_id_schemes.py draws them | {s['hr@5']:.4f} | "
-                      f"{s['hr@10']:.4f} | {s['ndcg@5']:.4f} | {s['ndcg@10']:.4f} | {d['hr@5']:.4f} | "
-                      f"{d['hr@10']:.4f} | {d['ndcg@10']:.4f} |")
-    atomic_write_text(RESULTS / f"{stem}.md", "\n".join(md) + "\n")
-    print("\n".join(md))
+    md = render(out)
+    atomic_write_text(RESULTS / f"{stem}.md", md)
+    print(md)
 
 
 if __name__ == "__main__":
