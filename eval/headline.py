@@ -42,7 +42,8 @@ def genrec_row(label: str, res: dict) -> dict:
             "direct": {k: d[k] for k in KEYS} if d else None,
             "direct_template": {"template": dt, **{k: direct_t[dt][k] for k in KEYS}} if dt else None,
             "train_seconds": tr.get("train_seconds"), "train_note": tr.get("note"),
-            "eval_users_per_s": res.get("users_per_s"), "peak_rss_mb": res.get("peak_rss_mb") or tr.get("peak_rss_mb")}
+            "eval_users_per_s": res.get("users_per_s"),
+            "peak_mb": f"{tr.get('peak_rss_mb') or '—'} / {res.get('peak_rss_mb') or '—'}"}
 
 
 def baseline_rows(base: dict) -> list[dict]:
@@ -60,13 +61,13 @@ def render(out: dict) -> str:
     lines = [f"# Headline: genrec vs SASRec vs popularity ({out['dataset']}, {out['users']} test users)", "",
              out["protocol"] + ".", "",
              "| model | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | direct HR@5 | direct HR@10 | direct NDCG@10 "
-             "| train s | eval users/s | peak MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| train s | eval users/s | peak RSS MB (train / eval) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
         s, d = r["sequential"], r.get("direct") or {}
         lines.append(f"| {r['model']} | {_fmt(s['hr@5'])} | {_fmt(s['hr@10'])} | {_fmt(s['ndcg@5'])} | "
                      f"{_fmt(s['ndcg@10'])} | {_fmt(d.get('hr@5'))} | {_fmt(d.get('hr@10'))} | "
                      f"{_fmt(d.get('ndcg@10'))} | {r.get('train_seconds') if r.get('train_seconds') is not None else '—'} | "
-                     f"{r.get('eval_users_per_s') or '—'} | {r.get('peak_rss_mb') or '—'} |")
+                     f"{r.get('eval_users_per_s') or '—'} | {r.get('peak_mb') or '—'} |")
     notes = [r for r in out["rows"] if r.get("direct_template")]
     if notes:
         lines += ["", "genrec's P5-style direct template (the 100 candidates written in the prompt, no history):"]

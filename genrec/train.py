@@ -220,6 +220,11 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     def save(step: int, res: dict | None) -> None:
         if not acc.is_main_process:
             return
+        if res is not None and res["hr@10"] > state["best_hr10"]:
+            # best/ first, then last/ (whose trainer_state names it): an interruption in between
+            # resumes from the older last/ and redoes this evaluation
+            state.update(best_hr10=res["hr@10"], best_step=step)
+            raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
         st = {**state, "step": step, "recipe": to_dict(recipe)}
 
         def extra(tmp: Path) -> None:
@@ -227,9 +232,6 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched.scheduler
                             if hasattr(sched, "scheduler") else sched, tmp)
         raw.save_pretrained(last, extra=meta, write_extra=extra)
-        if res is not None and res["hr@10"] > state["best_hr10"]:
-            state.update(best_hr10=res["hr@10"], best_step=step)
-            raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
 
     model.train()
     start = state["step"]

@@ -176,3 +176,12 @@ def test_item_init_title_plus_image_on_a_dataset_without_images_is_a_clear_error
     with pytest.raises(ValueError, match="item_init=title\\+image needs item images"):
         train(rec, cyclic_dataset(tmp_path), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_last_checkpoint_names_the_best_even_when_the_final_evaluation_is_the_best(tmp_path):
+    import yaml
+    out = train(tiny_recipe(steps=2, eval_every=0), cyclic_dataset(tmp_path), tmp_path / "run", progress=False)
+    st = json.loads((tmp_path / "run/last/trainer_state.json").read_text())
+    best = yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())
+    assert out["best_step"] == st["best_step"] == best["step"] == 2  # the only evaluation is at the end
+    assert st["best_hr10"] == best["valid"]["hr@10"]
