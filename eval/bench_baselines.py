@@ -71,16 +71,20 @@ def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int,
         "seed": seed, "reproducibility": True, "device": "cpu", "use_gpu": False, "show_progress": False,
         "checkpoint_dir": str(tmp / "saved"), "log_wandb": False, "state": "WARNING",
     }
+    cwd = os.getcwd()
     os.chdir(tmp)  # RecBole writes log_tensorboard/ into the working directory: keep it in the scratch dir
-    config = Config(model="SASRec", config_dict=cfg)
-    init_seed(config["seed"], config["reproducibility"])
-    dataset = create_dataset(config)
-    train_data, valid_data, test_data = data_preparation(config, dataset)
-    model = SASRec(config, train_data._dataset).to("cpu")
-    trainer = Trainer(config, model)
-    t0 = time.perf_counter()
-    trainer.fit(train_data, valid_data=None, saved=False, show_progress=False)
-    train_s = time.perf_counter() - t0
+    try:
+        config = Config(model="SASRec", config_dict=cfg)
+        init_seed(config["seed"], config["reproducibility"])
+        dataset = create_dataset(config)
+        train_data, valid_data, test_data = data_preparation(config, dataset)
+        model = SASRec(config, train_data._dataset).to("cpu")
+        trainer = Trainer(config, model)
+        t0 = time.perf_counter()
+        trainer.fit(train_data, valid_data=None, saved=False, show_progress=False)
+        train_s = time.perf_counter() - t0
+    finally:
+        os.chdir(cwd)
     model.eval()
     tok2id = dataset.field2token_id["item_id"]
     to_rb = np.array([tok2id[str(i)] for i in range(ds.n_items)])  # genrec item -> RecBole id

@@ -11,7 +11,7 @@ import numpy as np
 
 from genrec.data.dataset import PreparedDataset
 from genrec.data.splits import TRAIN
-from genrec.metrics import rank_of, ranking_metrics
+from genrec.metrics import candidate_rank, rank_of, ranking_metrics
 
 
 def popularity(ds: PreparedDataset) -> np.ndarray:
@@ -39,8 +39,7 @@ def score_protocol(ds: PreparedDataset, scores: Callable[[list[int]], np.ndarray
             top = np.argsort(-full, kind="stable")[:10]
             seq_ranks.append(rank_of(top.tolist(), target))
             cands = ds.candidates(u, split)
-            order = np.argsort(-row[cands], kind="stable")
-            dir_ranks.append(rank_of([cands[i] for i in order], target))
+            dir_ranks.append(candidate_rank(row[cands], cands, target))
     return {"sequential": {**ranking_metrics(seq_ranks), "users": len(seq_ranks)},
             "direct": {**ranking_metrics(dir_ranks, with_mrr=False), "users": len(dir_ranks)}}
 

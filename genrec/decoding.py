@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from genrec.modeling.backbone import cache_kwarg
 from genrec.modeling.model import GenRecModel
 
 
@@ -111,7 +112,6 @@ def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]]
                trie: ItemTrie | None = None, num_beams: int | None = None) -> list[list[tuple[int, float]]]:
     """Top-k (item, score) per row of a prompt batch. `exclude`: per row, items never to return."""
     batch = on_device(batch, model.device)
-    n_items = len(model.codec)
     if model.codec.mode == "atomic":
         return topk_from_logits(atomic_logits(model, batch), k, exclude)
     trie = trie or build_trie(model)
@@ -147,13 +147,6 @@ def topk_items(model: GenRecModel, batch: dict, k: int, exclude: list[list[int]]
     return results
 
 
-def _cache_kw(model: GenRecModel) -> str:
-    """transformers 5.x renamed `past_key_values` to `cache`; accept both."""
-    import inspect
-    params = inspect.signature(type(model.base_model()).forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 @torch.no_grad()
 def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> list[float]:
     """Log-likelihood of each candidate item as the answer to a one-prompt batch."""
@@ -163,9 +156,7 @@ def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> 
     if not candidates:
         return []
     if model.codec.mode == "atomic":
-        h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
-        logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)[0]  # [I]
-        return logp[torch.as_tensor(candidates, dtype=torch.long)].tolist()
+        return candidate_scores_atomic(model, batch, [candidates])[0]
     eos = model.tokenizer.eos_token_id
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else eos
     seqs = [model.codec.target_ids(c) + [eos] for c in candidates]
@@ -189,7 +180,7 @@ def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> 
         cache.batch_repeat_interleave(N)
         mask = torch.cat([batch["attention_mask"].expand(N, -1), valid[:, :-1]], dim=1)
         rest = model.backbone(inputs_embeds=model.embed(cand[:, :-1]), attention_mask=mask,
-                              use_cache=True, **{_cache_kw(model): cache})
+                              use_cache=True, **{cache_kwarg(model.base_model()): cache})
         logp = torch.cat([first.expand(N, -1).unsqueeze(1), torch.log_softmax(rest.logits.float(), -1)], dim=1)
     tok_lp = logp.gather(-1, cand.unsqueeze(-1)).squeeze(-1) * valid  # [N, L]
     return tok_lp.sum(-1).tolist()
@@ -198,9 +189,7 @@ def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> 
 @torch.no_grad()
 def candidate_scores_atomic(model: GenRecModel, batch: dict, candidates: list[list[int]]) -> list[list[float]]:
     """Atomic tokens: every row's candidate log-probabilities from one batched forward pass."""
-    batch = on_device(batch, model.device)
-    h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
-    logp = torch.log_softmax(model.item_logits(h).float(), dim=-1)  # [B, I]
+    logp = torch.log_softmax(atomic_logits(model, batch), dim=-1)  # [B, I]
     return [logp[r, torch.as_tensor(c, dtype=torch.long)].tolist() for r, c in enumerate(candidates)]
 
 

@@ -23,7 +23,7 @@ from genrec.batches import Collator, make_example
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import (atomic_logits, build_trie, candidate_scores_atomic, generate_text, score_candidates,
                              topk_from_logits, topk_items)
-from genrec.metrics import bleu4, rank_of, ranking_metrics, rouge
+from genrec.metrics import bleu4, candidate_rank, rank_of, ranking_metrics, rouge
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
 from genrec.prompts import Template, load_templates
@@ -61,8 +61,7 @@ def eval_sequential(model: GenRecModel, ds: PreparedDataset, collator: Collator,
             top = topk_from_logits(logits, k, excl)
             for row, e in zip(logits, chunk):
                 cands = ds.candidates(e.user, split)
-                order = np.argsort(-row[torch.as_tensor(cands)].numpy(), kind="stable")
-                cand_ranks.append(rank_of([cands[i] for i in order], e.target_item))
+                cand_ranks.append(candidate_rank(row[torch.as_tensor(cands)].tolist(), cands, e.target_item))
         else:
             top = topk_items(model, collator.prompts(chunk), k, excl, trie, num_beams)
         ranks += [rank_of([i for i, _ in row], e.target_item) for row, e in zip(top, chunk)]
@@ -84,9 +83,7 @@ def eval_direct(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: 
             scores_rows = candidate_scores_atomic(model, collator.prompts(chunk), [e.candidates for e in chunk])
         else:
             scores_rows = [score_candidates(model, collator.prompts(chunk), chunk[0].candidates)]
-        for e, scores in zip(chunk, scores_rows):
-            order = np.argsort(-np.asarray(scores), kind="stable")
-            ranks.append(rank_of([e.candidates[i] for i in order], e.target_item))
+        ranks += [candidate_rank(scores, e.candidates, e.target_item) for e, scores in zip(chunk, scores_rows)]
     return {**ranking_metrics(ranks, with_mrr=False), "users": len(ranks),
             "candidates": len(exs[0].candidates) if exs else 0}
 

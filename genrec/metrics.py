@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 
 def rank_of(ranked: Sequence, target) -> int | None:
     """0-based position of `target` in `ranked`, or None."""
@@ -20,6 +22,13 @@ def rank_of(ranked: Sequence, target) -> int | None:
         if x == target:
             return i
     return None
+
+
+def candidate_rank(scores: Sequence[float], candidates: Sequence, target) -> int | None:
+    """0-based rank of `target` among `candidates` ordered by descending score; ties keep the
+    list's order (a stable sort), the rule every genrec evaluation and baseline uses."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return rank_of([candidates[i] for i in order], target)
 
 
 def hit_rate(ranks: Sequence[int | None], k: int) -> float:

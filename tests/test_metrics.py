@@ -34,3 +34,11 @@ def test_text_metrics():
     # ROUGE-1: P = 3/3, R = 3/6 -> F1 = 2 * 1 * 0.5 / 1.5 = 0.6667
     assert r["rouge1"] == pytest.approx(66.6667, abs=1e-3)
     assert r["rouge2"] == pytest.approx(100 * 2 * 1 * 0.4 / 1.4, abs=1e-3)  # 2/2 bigrams, 2/5 recall
+
+
+def test_candidate_rank_orders_by_score_and_breaks_ties_by_list_order():
+    from genrec.metrics import candidate_rank
+    assert candidate_rank([0.1, 0.9, 0.5], [7, 8, 9], 9) == 1  # 8 (0.9), then 9 (0.5)
+    assert candidate_rank([0.5, 0.5, 0.5], [7, 8, 9], 7) == 0  # all tied: the list's order
+    assert candidate_rank([0.5, 0.5, 0.5], [7, 8, 9], 9) == 2
+    assert candidate_rank([1.0, 2.0], [7, 8], 3) is None

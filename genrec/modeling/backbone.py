@@ -10,7 +10,9 @@ prompt templates — stand-ins for testing mechanics only.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
@@ -64,6 +66,18 @@ def autocast(device: torch.device, setting: str = "auto"):
     if p == "no":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg_of(cls: type) -> str:
+    params = inspect.signature(cls.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_kwarg(module: torch.nn.Module) -> str:
+    """The keyword `module.forward` takes a KV cache under: transformers 5.2x renamed
+    `past_key_values` to `cache`; both are accepted (looked up once per class)."""
+    return _cache_kwarg_of(type(module))
 
 
 def cache_dir() -> Path:

@@ -30,7 +30,7 @@ from transformers.utils import ModelOutput
 from genrec.atomic import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
-from genrec.modeling.backbone import Backbone, load_backbone
+from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone
 from genrec.modeling.items import ItemCodec, ItemTable, add_atomic_tokens, add_image_init, title_init
 from genrec.modeling.projector import VisualProjector, splice
 from genrec.prompts import IMAGE_TOKEN
@@ -242,14 +242,11 @@ class GenRecModel(nn.Module):
         their keys/values are computed on one row and repeated, the rest of each row attends to them.
         Positions are each row's true ones (0.. from its first real token), so the result equals
         running every row on its own."""
-        import inspect
-
         from transformers import DynamicCache
         B, T, _ = embeds.shape
         lens = attention_mask.sum(1)  # [B]
         dec = self.base_model().get_decoder()
-        # transformers renamed past_key_values to cache (5.2x); pass it under the name this one takes
-        key = "cache" if "cache" in inspect.signature(dec.forward).parameters else "past_key_values"
+        key = cache_kwarg(dec)
         row0 = T - int(lens[0])
         cache = DynamicCache()
         dec(inputs_embeds=embeds[:1, row0:row0 + p], use_cache=True, **{key: cache})
