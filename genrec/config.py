@@ -192,6 +192,9 @@ class ModelConfig:
     item_init: str = _f("title", "atomic items: initial input row of each item — the mean embedding of its "
                         "title's tokens, or that plus its CLIP image feature through the (initial) visual "
                         "projector, for items that have an image", ("title", "title+image"))
+    item_tie: bool = _f(False, "atomic items: one matrix for an item's input row and its output (scoring) row, "
+                        "as SASRec's item embedding; false = separate output rows starting at zero "
+                        "(an untrained model then ranks exactly like most-popular)")
 
     def __post_init__(self) -> None:
         if self.visual_tokens < 1:

@@ -66,9 +66,12 @@ def test_chat_in_the_browser(site, driver, tmp_path):
 def test_backend_down_is_a_friendly_message(site, driver):
     from selenium.webdriver.common.by import By
 
-    from tests.browser import send
+    from tests.browser import send, wait_for
     live, ds = site
     driver.get(f"{live.url}/?user={ds.user_ids[0]}")
+    # the page's start-up requests (health, users, the user's history) must finish before the
+    # backend is cut off, or the page never learns its user and the last reply has no items
+    wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#history li"))
     # point the page at a port where nothing listens: fetch fails like a dead backend
     driver.execute_script("window._fetch = window.fetch; window.fetch = (u, o) => "
                           "window._fetch('http://127.0.0.1:9' + u, o);")

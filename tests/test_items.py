@@ -164,3 +164,27 @@ def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
     img[0, -len(rows[0]) + 2] = m.image_token_id
     img[2, -len(rows[2]) + 2] = m.image_token_id
     assert m.shared_prefix(img, mask) == 2
+
+
+def test_tied_item_table_scores_with_its_input_rows_and_round_trips(tmp_path):
+    from dataclasses import replace
+    base = tiny_recipe(item_tokens="atomic")
+    rec = replace(base, model=replace(base.model, item_tie=True))
+    m = random_item_table_model(seed=3, recipe=rec)
+    names = {n for n, _ in m.item_emb.named_parameters()}
+    assert names == {"weight", "bias"}  # one matrix, no separate output rows
+    h = torch.randn(2, m.item_emb.weight.shape[1])
+    torch.testing.assert_close(m.item_logits(h), h @ m.item_emb.weight.T + m.item_emb.bias)
+    # an item target trains the row the prompt reads: its gradient reaches the input matrix
+    loss = m._item_loss(h, torch.tensor([4, 7])).loss
+    loss.backward()
+    g = m.item_emb.weight.grad
+    assert g is not None and g[4].abs().sum() > 0 and g[7].abs().sum() > 0
+    # save -> load keeps the tie and the scores
+    m.save_pretrained(tmp_path / "ck", item_ids=IDS)
+    back = GenRecModel.from_pretrained(tmp_path / "ck")
+    assert back.item_emb.tied and back.item_emb.out_rows() is back.item_emb.weight
+    torch.testing.assert_close(back.item_logits(h), m.item_logits(h).detach(), rtol=0, atol=0)
+    # the untied default keeps its own output rows, starting at zero
+    plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=["film"] * 12)
+    assert not plain.item_emb.tied and torch.count_nonzero(plain.item_emb.out_rows()) == 0

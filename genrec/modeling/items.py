@@ -21,16 +21,24 @@ class ItemTable(nn.Module):
 
     Input rows start from the item's title embedding (the prompt can read what an item is);
     output rows start at zero and the bias at the centred log training frequency, so an
-    untrained model ranks exactly like most-popular and training learns the personal part."""
+    untrained model ranks exactly like most-popular and training learns the personal part.
+    `tied=True` has one matrix for both sides (as SASRec's item embedding): the output rows
+    are the input rows, so every item target also trains how the item reads in a prompt."""
 
-    def __init__(self, n_items: int, dim: int):
+    def __init__(self, n_items: int, dim: int, tied: bool = False):
         super().__init__()
+        self.tied = tied
         self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
-        self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
+        if not tied:
+            self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
         self.bias = nn.Parameter(torch.zeros(n_items))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         return nn.functional.embedding(idx, self.weight)  # [.., D]
+
+    def out_rows(self) -> torch.Tensor:
+        """The output-side item matrix [I, D] (the input matrix itself when tied)."""
+        return self.weight if self.tied else self.out
 
 
 class ItemCodec:

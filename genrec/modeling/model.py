@@ -107,7 +107,8 @@ class GenRecModel(nn.Module):
                 with torch.no_grad():
                     vis = self.visual_proj(feats.to(self.device, self.visual_proj.fc1.weight.dtype))  # [I, K, D]
                 init = add_image_init(init, vis.mean(1).cpu(), torch.as_tensor(has, dtype=torch.bool))
-            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
+            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim,
+                                      tied=self.recipe.model.item_tie).to(base_emb.weight.device)
             with torch.no_grad():
                 self.item_emb.weight.copy_(init)
                 if item_counts is not None:
@@ -267,13 +268,14 @@ class GenRecModel(nn.Module):
         a sampled softmax over the batch's distinct targets plus N uniform negatives, where an
         accidental hit (a sampled item equal to the row's target) is masked out."""
         n_neg = self.recipe.train.item_negatives
-        n_items = self.item_emb.out.shape[0]
+        rows = self.item_emb.out_rows()
+        n_items = rows.shape[0]
         if not self.training or not n_neg or n_neg >= n_items:
             logits = self.item_logits(h).float()  # [N, I]
             return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits)
         neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
         cand = torch.cat([y.unique(), neg])  # [C]
-        logits = (h.to(self.item_emb.out.dtype) @ self.item_emb.out[cand].T + self.item_emb.bias[cand]).float()
+        logits = (h.to(rows.dtype) @ rows[cand].T + self.item_emb.bias[cand]).float()
         is_target = cand.unsqueeze(0) == y.unsqueeze(1)  # [N, C]
         first = is_target.float().argmax(1)  # the column of each row's own target (its first occurrence)
         dup = is_target.clone()
@@ -285,7 +287,8 @@ class GenRecModel(nn.Module):
         """[.., I] scores of every atomic item token (the item block of the output layer)."""
         if self.item_emb is None:
             raise ValueError("item_logits needs model.item_tokens=atomic")
-        return hidden.to(self.item_emb.out.dtype) @ self.item_emb.out.T + self.item_emb.bias  # [.., I]
+        rows = self.item_emb.out_rows()
+        return hidden.to(rows.dtype) @ rows.T + self.item_emb.bias  # [.., I]
 
     # ---------------------------------------------------------------- serving
     def merge_lora(self) -> None:
