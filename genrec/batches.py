@@ -45,6 +45,16 @@ def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, us
                    v["item"] if template.answer == "item" else None, v.get("candidates"), v.get("history"))
 
 
+def pictured_items(features: torch.Tensor | None) -> set[int] | None:
+    """Items whose image was read: the rows of the CLIP feature cache that are not all zeros (the cache
+    stores zeros for an item without an image, a missing file or an unreadable one). Prompts give
+    these items their visual tokens, and `model.item_init: title+image` mixes their picture in.
+    None when the dataset has no features."""
+    if features is None:
+        return None
+    return set(torch.nonzero(features.ne(0).any(1)).flatten().tolist())
+
+
 class Collator:
     """Tokenise prompts (left-truncated to model.max_length) and gather their image features."""
 

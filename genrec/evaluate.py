@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from genrec.batches import Collator, make_example
+from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import (atomic_logits, build_trie, candidate_scores_atomic, generate_text, score_candidates,
                              topk_from_logits, topk_items)
@@ -117,8 +117,7 @@ def evaluate(model: GenRecModel, ds: PreparedDataset, features: torch.Tensor | N
 def _evaluate(model, ds, features, split, n_users, families, templates, max_history, exclude_history,
               batch_size, num_beams, progress, seed, prompts_dir) -> dict:
     collator = Collator(model, features)
-    images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
-        if features is not None and ds.meta.get("has_images") else None
+    images = pictured_items(features)
     users = eval_users(ds, split, n_users, seed)
     out: dict = {"split": split, "users": len(users), "exclude_history": exclude_history,
                  "item_tokens": model.codec.mode, "families": {}}

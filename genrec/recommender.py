@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from genrec.batches import Collator, make_example
+from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import build_trie, generate_text, score_candidates, topk_items
 from genrec.modeling.backbone import autocast
@@ -69,8 +69,7 @@ class Recommender:
         self.precision = precision  # autocast for inference: auto (bf16 where fast), bf16, fp16 or no
         self.collator = Collator(model, features)
         self.templates = load_templates()
-        self.images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) \
-            if features is not None else None
+        self.images = pictured_items(features)
         self.max_history = model.recipe.train.max_history
         self._trie = None
 

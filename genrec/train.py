@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from genrec.batches import Collator, item_loss, lm_loss, make_example
+from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import on_device
@@ -173,13 +173,14 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     torch.manual_seed(tc.seed)
     from genrec.baselines import popularity
     feats = image_features(recipe, ds, data_dir, features)
-    images = set(np.flatnonzero(ds.items["image"].notna().to_numpy()).tolist()) if feats is not None else None
+    images = pictured_items(feats)
     if recipe.model.item_init == "title+image" and recipe.model.item_tokens == "atomic" and feats is None:
         raise ValueError("model.item_init=title+image needs item images, and this dataset has none "
                          "(use model.item_init=title)")
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
-                        item_counts=popularity(ds),  # a feature row is all zeros where no image could be read
-                        item_images=(feats, feats.ne(0).any(1)) if feats is not None else None)
+                        item_counts=popularity(ds),
+                        item_images=(feats, torch.tensor([i in images for i in range(ds.n_items)]))
+                        if feats is not None else None)
     if resume:
         model.load_trainables(last)
     collator = Collator(model, feats)

@@ -148,3 +148,37 @@ def test_training_starts_pictured_items_from_title_plus_image(tmp_path, images):
     assert 0 < int(pictured.sum()) < ds.n_items
     same = (rows["title"] == rows["title+image"]).all(1)
     assert torch.equal(same, ~pictured)
+
+
+def test_only_items_whose_image_was_read_get_visual_tokens(tmp_path, images):
+    """Prompts give <img> slots to items with a readable image, not to every item with an image path:
+    the broken and the missing file (items 3 and 4) are written like the item without an image."""
+    import numpy as np
+
+    from genrec.batches import make_example, pictured_items
+    from genrec.cli import main
+    from genrec.data.dataset import PreparedDataset
+    from genrec.modeling.model import GenRecModel
+    from genrec.prompts import IMAGE_TOKEN, load_templates
+    from tests.helpers import tiny_recipe
+    csv = tmp_path / "i.csv"
+    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(3) for i in range(5)))
+    items = tmp_path / "items.csv"
+    items.write_text("item,title,image\n" + "".join(f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
+    assert main(["prepare", "--quiet", "--source", "table", "--path", str(csv), "--items-path", str(items),
+                 "--k-core", "1", "--n-candidates", "2", "--out", str(tmp_path / "ds")]) == 0
+    assert main(["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained", "none",
+                 "--quiet"]) == 0
+    ds = PreparedDataset.load(tmp_path / "ds")
+    with pytest.warns(UserWarning):
+        feats = load_features(tmp_path / "ds/features/genrec-tiny-clip-none.safetensors")
+    by_name = {ds.title(i): i for i in range(ds.n_items)}
+    assert pictured_items(feats.features) == {by_name["Item 0"], by_name["Item 2"]}
+    assert pictured_items(None) is None
+    model = GenRecModel(tiny_recipe(item_tokens="text"), item_ids=ds.item_ids)
+    t = next(t for t in load_templates()["sequential"] if "{history_images}" in t.input)
+    v = {"user": ds.user_ids[0], "history": [by_name[f"Item {i}"] for i in range(4)], "item": by_name["Item 4"]}
+    ex = make_example(ds, model, t, 0, "test", np.random.default_rng(0), image_items=pictured_items(feats.features),
+                      values=v)
+    assert ex.source.count(IMAGE_TOKEN) == 2 * model.recipe.model.visual_tokens
+    assert set(ex.image_items) == {by_name["Item 0"], by_name["Item 2"]}
