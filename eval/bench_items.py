@@ -151,7 +151,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "items.json", json.dumps(result, indent=2) + "\n")
     lines = [f"# Item tokens: cost of ranking and training ({result['data']}, {result['items']:,} items)", "",
-             f"{result['date']}, {result['cpus']} CPUs, {result["threads"]} torch thread(s), SmolLM2-135M + LoRA "
+             f"{result['date']}, {result['cpus']} CPUs, {result['threads']} torch thread(s), SmolLM2-135M + LoRA "
              f"(merged for ranking, as `Recommender` loads it), bf16 autocast where the CPU has it, template "
              f"{result['template']}, test users' full histories cut to the last N items.", "",
              "| history N | measurement | atomic tokens | text IDs / titles | ratio | target |",
