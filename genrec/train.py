@@ -239,6 +239,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
     t0, n_ex, ema, lv = time.perf_counter(), 0, None, None
     step = start
+    restore = _sigterm_as_interrupt()
     try:
         for step in range(start + 1, tc.steps + 1):
             for micro in range(tc.grad_accum):
@@ -276,6 +277,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         log(f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — continue "
             "with --resume" if done is not None else "no checkpoint was written yet"))
         raise
+    finally:
+        restore()
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
@@ -283,6 +286,22 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out),
                **peak_memory()}
     return summary
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler's preemption, `kill`, a container stop) like Ctrl-C while training:
+    the step in flight is dropped and the last checkpoint stays intact. Returns the function that
+    puts the previous handler back. Only the main thread may set handlers; elsewhere a no-op."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 def peak_memory() -> dict:

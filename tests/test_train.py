@@ -87,6 +87,33 @@ def test_interrupt_keeps_the_last_checkpoint(cyc, tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
 
 
+def test_sigterm_stops_training_like_ctrl_c(cyc, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM mid-step: the same clean stop as Ctrl-C, the last checkpoint intact and
+    resumable, and the process's own SIGTERM handler back afterwards."""
+    import os
+    import signal
+
+    import genrec.train as T
+    real, calls = T.compute_loss, []
+
+    def term(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(T, "compute_loss", term)
+    before = signal.getsignal(signal.SIGTERM)
+    msgs = []
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_recipe(steps=10, eval_every=2), cyc, tmp_path / "r", progress=False, log=msgs.append)
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert json.loads((tmp_path / "r/last/trainer_state.json").read_text())["step"] == 2
+    assert "continue with --resume" in msgs[0]
+    monkeypatch.setattr(T, "compute_loss", real)
+    assert train(tiny_recipe(steps=4, eval_every=2), cyc, tmp_path / "r", resume=True, progress=False)["steps"] == 4
+
+
 def test_training_bad_inputs(cyc, tmp_path, ml100k):
     train(tiny_recipe(steps=2), cyc, tmp_path / "r", progress=False)
     with pytest.raises(ValueError, match="already holds a run: pass --resume"):
