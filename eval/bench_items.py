@@ -41,7 +41,6 @@ def main() -> None:
     from genrec.decoding import build_trie, topk_items
     from genrec.evaluate import eval_users
     from genrec.modeling.backbone import autocast, load_backbone
-    from genrec.modeling import model as model_mod
     from genrec.modeling.model import GenRecModel
     from genrec.prompts import load_templates
     from genrec.train import compute_loss
@@ -62,7 +61,6 @@ def main() -> None:
     templates = load_templates()
     t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
     titles = [ds.title(i) for i in range(ds.n_items)]
-    shared_min = model_mod.MIN_SHARED_PREFIX
     result = {"data": ds.meta["name"], "items": ds.n_items, "date": time.strftime("%Y-%m-%d"),
               "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "template": t.id, "rows": []}
 
@@ -106,10 +104,9 @@ def main() -> None:
 
         # ---- 2. training throughput: atomic short prompts vs title prompts, steps interleaved
         # (atomic, titles, atomic, ...) so a slow spell on this shared machine hits both sides alike
-        rng = np.random.default_rng(0)
         users = eval_users(ds, "test", 8 * (a.train_steps + 1), seed=2)
         sides = {}
-        for label in ("atomic", "atomic_unshared", "titles"):
+        for label in ("atomic", "titles"):
             m = model_for("text" if label == "titles" else "atomic")
             if label == "titles":
                 m.codec.text = lambda i: titles[i]  # every history item written by its title
@@ -117,13 +114,12 @@ def main() -> None:
             col = Collator(m)
             opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-4)
             # full-length histories (the test target), trained on like any example; same users both sides
+            rng = np.random.default_rng(0)
             exs_all = [make_example(ds, m, t, u, "test", rng, max_history) for u in users]
             sides[label] = (m, col, opt, exs_all, [])
         for s in range(a.train_steps + 1):
             for label, (m, col, opt, exs_all, times) in sides.items():
                 batch = exs_all[8 * s: 8 * s + 8]
-                # atomic_unshared: the same model without running the shared template opening once
-                model_mod.MIN_SHARED_PREFIX = 10 ** 9 if label == "atomic_unshared" else shared_min
                 t0 = time.perf_counter()
                 with autocast(m.device):
                     loss = compute_loss(m, m, col, t, batch, m.device)
@@ -132,7 +128,6 @@ def main() -> None:
                 opt.zero_grad(set_to_none=True)
                 if s:  # the first step warms up
                     times.append(time.perf_counter() - t0)
-        model_mod.MIN_SHARED_PREFIX = shared_min
         train = {}
         for label, (m, col, opt, exs_all, times) in sides.items():
             tokens = float(np.mean([len(col.prompt_ids(e)[0]) + len(col.target_ids(e)) for e in exs_all]))
@@ -141,8 +136,6 @@ def main() -> None:
             print(max_history, label, train[label], flush=True)
         del sides
         row["train"] = {**train, "speedup": round(train["atomic"]["examples_per_s"] /
-                                                  train["titles"]["examples_per_s"], 2),
-                        "speedup_unshared": round(train["atomic_unshared"]["examples_per_s"] /
                                                   train["titles"]["examples_per_s"], 2), "target": ">= 4x"}
         return row
 
@@ -163,9 +156,7 @@ def main() -> None:
                      f"{at['users']} users, {at['prompt_tokens']} prompt tokens) | {tx['users_per_s']} (beam search "
                      f"10x10, {tx['users']} users, {tx['prompt_tokens']} prompt tokens) | {e['speedup']}x | >= 50x |")
         lines.append(f"| {row['max_history']} | training, examples/s | {tr['atomic']['examples_per_s']} "
-                     f"({tr['atomic']['tokens_per_example']} tokens/example; without running the shared "
-                     f"template opening once: {tr['atomic_unshared']['examples_per_s']}, "
-                     f"{tr['speedup_unshared']}x) | {tr['titles']['examples_per_s']} "
+                     f"({tr['atomic']['tokens_per_example']} tokens/example) | {tr['titles']['examples_per_s']} "
                      f"(title prompts, {tr['titles']['tokens_per_example']} tokens/example) | {tr['speedup']}x | >= 4x |")
     md = "\n".join(lines) + "\n"
     atomic_write_text(RESULTS / "items.md", md)

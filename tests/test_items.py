@@ -167,44 +167,6 @@ def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
 
 
 
-@pytest.mark.parametrize("dense", [True, False])
-def test_training_loss_with_a_shared_opening_equals_rows_run_alone(dense):
-    """Training runs the template's shared opening once per batch (keys/values repeated, with
-    gradients): the loss and every trainable gradient equal those of each row run on its own."""
-    m = random_item_table_model(seed=4).train()
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if "lora_B" in n:
-                p.normal_(0, 0.2)  # LoRA active, so its gradients are not trivially zero
-    texts = ["Given the history of user_7: " + "".join(m.codec.text(i) for i in (3, 5, 1)) + ". Next?",
-             "Given the history of user_12: " + m.codec.text(2) + ". Next?",
-             "Given the history of user_7: " + "".join(m.codec.text(i) for i in range(9)) + " then?"]
-    y = torch.tensor([4, 6, 11])
-    m.tokenizer.padding_side = "left"
-    enc = m.tokenizer(texts, return_tensors="pt", padding=True)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
-    assert m.shared_prefix(ids, mask) >= 6
-    params = [p for p in m.parameters() if p.requires_grad]
-
-    def loss_and_grads(loss):
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
-        return loss.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
-
-    batched, g_batched = loss_and_grads(m(input_ids=ids, attention_mask=mask, item_targets=y, dense_items=dense).loss)
-    # alone: one row at a time (no padding, no sharing), weighted by its number of targets
-    losses, counts = [], []
-    for r, t in enumerate(texts):
-        e = m.tokenizer([t], return_tensors="pt")
-        losses.append(m(input_ids=e["input_ids"], attention_mask=e["attention_mask"], item_targets=y[r:r + 1],
-                        dense_items=dense).loss)
-        counts.append(1 + (int((e["input_ids"] >= m.codec.offset).sum()) if dense else 0))
-    alone, g_alone = loss_and_grads(sum(l * c for l, c in zip(losses, counts)) / sum(counts))
-    torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
-    assert any(g.abs().sum() > 0 for g in g_alone)
-    for a, b in zip(g_batched, g_alone):
-        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
-
-
 def test_tied_item_table_scores_with_its_input_rows_and_round_trips(tmp_path):
     from dataclasses import replace
     base = tiny_recipe(item_tokens="atomic")

@@ -175,18 +175,11 @@ class GenRecModel(nn.Module):
             # every atomic item in the prompt is also a target, predicted from the position before
             # it (causal, as SASRec trains), plus the answer after the last position
             embeds = self.embed(input_ids, image_feats)
-            p = self.shared_prefix(input_ids, attention_mask) if input_ids.shape[0] > 1 else 0
-            if p >= MIN_SHARED_PREFIX:  # the template's opening runs once for the batch
-                hidden, ids, valid, last = self._hidden_shared_prefix(embeds, input_ids, attention_mask, p)
-            else:
-                hidden = self.base_model().get_decoder()(inputs_embeds=embeds,
-                                                         attention_mask=attention_mask).last_hidden_state  # [B, T, D]
-                ids, valid = input_ids, attention_mask.bool()
-                last = torch.full((ids.shape[0],), ids.shape[1] - 1, device=ids.device)  # left-padded
-            nxt = ids[:, 1:]  # [B, T-1]
-            is_item = (nxt >= self.codec.offset) & valid[:, 1:] & valid[:, :-1]
-            h_last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, D]
-            h = torch.cat([hidden[:, :-1][is_item], h_last])  # [M + B, D]
+            hidden = self.base_model().get_decoder()(inputs_embeds=embeds,
+                                                     attention_mask=attention_mask).last_hidden_state  # [B, T, D]
+            nxt = input_ids[:, 1:]  # [B, T-1]
+            is_item = nxt >= self.codec.offset
+            h = torch.cat([hidden[:, :-1][is_item], hidden[:, -1]])  # [M + B, D]
             y = torch.cat([nxt[is_item] - self.codec.offset, item_targets])  # [M + B]
             return self._item_loss(h, y)
         if item_targets is not None:
@@ -224,11 +217,11 @@ class GenRecModel(nn.Module):
             if getattr(base.config, "tie_word_embeddings", False):
                 h = h * base.config.d_model ** -0.5  # T5 rescales before a tied output layer
             return h
-        if input_ids.shape[0] > 1:
+        # ranking only: in training, running the opening once measured no gain on a CPU
+        if not torch.is_grad_enabled() and input_ids.shape[0] > 1:
             p = self.shared_prefix(input_ids, attention_mask)
             if p >= MIN_SHARED_PREFIX:
-                hidden, _, _, last = self._hidden_shared_prefix(embeds, input_ids, attention_mask, p)
-                return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # [B, D]
+                return self._hidden_after_prefix(embeds, attention_mask, p)
         out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
         return out.last_hidden_state[:, -1]  # [B, D]
 
@@ -246,16 +239,11 @@ class GenRecModel(nn.Module):
         p = int(same.long().cumprod(0).sum())
         return min(p, n - 1)  # at least one token of each row is run per row
 
-    def _hidden_shared_prefix(self, embeds: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                              p: int):
-        """Hidden states of a left-padded batch whose rows all open with the same p tokens, running
-        those once: their keys/values are computed on one row and repeated (differentiably, so
-        training uses it too), then each row's remaining tokens attend to them at their true
-        positions. Equals running every row on its own.
-
-        Returns (hidden [B, L, D], ids [B, L], valid [B, L], last [B]) in a packed layout: the shared
-        opening, then each row's own tokens, right-padded (valid False); last = each row's final
-        position, where its answer is predicted. Position t still predicts the token at t + 1."""
+    def _hidden_after_prefix(self, embeds: torch.Tensor, attention_mask: torch.Tensor, p: int) -> torch.Tensor:
+        """The answer position's hidden state, running the shared first p tokens once for the batch:
+        their keys/values are computed on one row and repeated, the rest of each row attends to them.
+        Positions are each row's true ones (0.. from its first real token), so the result equals
+        running every row on its own."""
         from transformers import DynamicCache
         B, T, _ = embeds.shape
         lens = attention_mask.sum(1)  # [B]
@@ -263,22 +251,18 @@ class GenRecModel(nn.Module):
         key = cache_kwarg(dec)
         row0 = T - int(lens[0])
         cache = DynamicCache()
-        head = dec(inputs_embeds=embeds[:1, row0:row0 + p], use_cache=True, **{key: cache}).last_hidden_state
+        dec(inputs_embeds=embeds[:1, row0:row0 + p], use_cache=True, **{key: cache})
         cache.batch_repeat_interleave(B)
-        R = int(lens.max()) - p
-        j = torch.arange(R, device=embeds.device).unsqueeze(0)  # [1, R]
-        rest_len = (lens - p).unsqueeze(1)  # [B, 1]
-        valid_rest = j < rest_len  # [B, R] right-padded
-        src = (T - rest_len + j).clamp(max=T - 1)  # [B, R] column of each row's own token j
-        rest = embeds.gather(1, src.unsqueeze(-1).expand(-1, -1, embeds.shape[-1]))  # [B, R, D]
-        mask = torch.cat([torch.ones(B, p, dtype=attention_mask.dtype, device=embeds.device),
-                          valid_rest.to(attention_mask.dtype)], 1)  # [B, p + R]
-        pos = (p + j).expand(B, -1)  # [B, R]
+        # each row without its first p real tokens, still left-padded: [B, T - p]
+        keep = torch.arange(T - p, device=embeds.device).unsqueeze(0)  # [1, T-p]
+        real = keep >= (T - lens).unsqueeze(1)  # [B, T-p]
+        src = keep + p * real.long()  # a real token comes from p positions further right
+        rest = embeds.gather(1, src.unsqueeze(-1).expand(-1, -1, embeds.shape[-1]))  # [B, T-p, D]
+        rest_mask = real.long()
+        mask = torch.cat([torch.ones(B, p, dtype=rest_mask.dtype, device=embeds.device), rest_mask], 1)  # [B, T]
+        pos = (p + rest_mask.cumsum(1) - 1).clamp(min=p)  # [B, T-p]
         out = dec(inputs_embeds=rest, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
-        hidden = torch.cat([head.expand(B, -1, -1), out.last_hidden_state], 1)  # [B, p + R, D]
-        ids = torch.cat([input_ids[:1, row0:row0 + p].expand(B, -1), input_ids.gather(1, src)], 1)
-        valid = torch.cat([torch.ones(B, p, dtype=torch.bool, device=embeds.device), valid_rest], 1)
-        return hidden, ids, valid, (lens - 1).long()
+        return out.last_hidden_state[:, -1]  # [B, D]
 
     def _item_loss(self, h: torch.Tensor, y: torch.Tensor) -> ModelOutput:
         """Cross-entropy over the item block: full softmax, or (training with train.item_negatives = N)
