@@ -45,14 +45,18 @@ def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, us
                    v["item"] if template.answer == "item" else None, v.get("candidates"), v.get("history"))
 
 
+def pictured_mask(features: torch.Tensor) -> torch.Tensor:
+    """[I] bool: items whose image was read — the rows of the CLIP feature cache that are not all
+    zeros (the cache stores zeros for an item without an image, a missing file or an unreadable one)."""
+    return features.ne(0).any(1)
+
+
 def pictured_items(features: torch.Tensor | None) -> set[int] | None:
-    """Items whose image was read: the rows of the CLIP feature cache that are not all zeros (the cache
-    stores zeros for an item without an image, a missing file or an unreadable one). Prompts give
-    these items their visual tokens, and `model.item_init: title+image` mixes their picture in.
-    None when the dataset has no features."""
+    """The items of `pictured_mask` as a set (None when the dataset has no features). Prompts give
+    these items their visual tokens, and `model.item_init: title+image` mixes their picture in."""
     if features is None:
         return None
-    return set(torch.nonzero(features.ne(0).any(1)).flatten().tolist())
+    return set(torch.nonzero(pictured_mask(features)).flatten().tolist())
 
 
 class Collator:

@@ -26,7 +26,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items
+from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import on_device
@@ -179,8 +179,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                          "(use model.item_init=title)")
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
                         item_counts=popularity(ds),
-                        item_images=(feats, torch.tensor([i in images for i in range(ds.n_items)]))
-                        if feats is not None else None)
+                        item_images=(feats, pictured_mask(feats)) if feats is not None else None)
     if resume:
         model.load_trainables(last)
     collator = Collator(model, feats)

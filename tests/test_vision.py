@@ -96,15 +96,25 @@ def test_bad_encoder_choices(images, tmp_path):
         extract_features(images, tmp_path / "x", "ViT-B-32", str(tmp_path / "nope.pt"), progress=False)
 
 
-def test_features_cli_on_a_prepared_dataset(tmp_path, images, capsys):
+def prepare_with_images(tmp_path, images, users: int, features: bool = False) -> None:
+    """`genrec prepare` a table dataset of `users` x 5 items whose images are the fixture's (one
+    each: readable, none, readable, unreadable, missing) into tmp_path/ds; then `genrec features`
+    with the random tiny CLIP when asked."""
     from genrec.cli import main
     csv = tmp_path / "i.csv"
-    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(3) for i in range(5)))
+    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(users) for i in range(5)))
     items = tmp_path / "items.csv"
-    items.write_text("item,title,image\n" + "".join(
-        f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
+    items.write_text("item,title,image\n" + "".join(f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
     assert main(["prepare", "--quiet", "--source", "table", "--path", str(csv), "--items-path", str(items),
                  "--k-core", "1", "--n-candidates", "2", "--out", str(tmp_path / "ds")]) == 0
+    if features:
+        assert main(["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained",
+                     "none", "--quiet"]) == 0
+
+
+def test_features_cli_on_a_prepared_dataset(tmp_path, images, capsys):
+    from genrec.cli import main
+    prepare_with_images(tmp_path, images, users=3)
     args = ["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained", "none",
             "--quiet"]
     assert main(args) == 0
@@ -121,17 +131,9 @@ def test_training_starts_pictured_items_from_title_plus_image(tmp_path, images):
     the saved rows are the initial ones; only items whose image was read differ from the title init."""
     from safetensors.torch import load_file
 
-    from genrec.cli import main
     from genrec.train import train
     from tests.helpers import tiny_recipe
-    csv = tmp_path / "i.csv"
-    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(4) for i in range(5)))
-    items = tmp_path / "items.csv"
-    items.write_text("item,title,image\n" + "".join(f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
-    assert main(["prepare", "--quiet", "--source", "table", "--path", str(csv), "--items-path", str(items),
-                 "--k-core", "1", "--n-candidates", "2", "--out", str(tmp_path / "ds")]) == 0
-    assert main(["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained", "none",
-                 "--quiet"]) == 0
+    prepare_with_images(tmp_path, images, users=4, features=True)
     rows = {}
     for init in ("title", "title+image"):
         rec = tiny_recipe(steps=1, warmup=1.0, max_history=2, candidates=2)
@@ -156,19 +158,11 @@ def test_only_items_whose_image_was_read_get_visual_tokens(tmp_path, images):
     import numpy as np
 
     from genrec.batches import make_example, pictured_items
-    from genrec.cli import main
     from genrec.data.dataset import PreparedDataset
     from genrec.modeling.model import GenRecModel
     from genrec.prompts import IMAGE_TOKEN, load_templates
     from tests.helpers import tiny_recipe
-    csv = tmp_path / "i.csv"
-    csv.write_text("user,item,timestamp\n" + "".join(f"u{u},i{i},{u * 10 + i}\n" for u in range(3) for i in range(5)))
-    items = tmp_path / "items.csv"
-    items.write_text("item,title,image\n" + "".join(f"i{i},Item {i},{p or ''}\n" for i, p in enumerate(images)))
-    assert main(["prepare", "--quiet", "--source", "table", "--path", str(csv), "--items-path", str(items),
-                 "--k-core", "1", "--n-candidates", "2", "--out", str(tmp_path / "ds")]) == 0
-    assert main(["features", str(tmp_path / "ds"), "--clip-model", "genrec-tiny-clip", "--clip-pretrained", "none",
-                 "--quiet"]) == 0
+    prepare_with_images(tmp_path, images, users=3, features=True)
     ds = PreparedDataset.load(tmp_path / "ds")
     with pytest.warns(UserWarning):
         feats = load_features(tmp_path / "ds/features/genrec-tiny-clip-none.safetensors")
