@@ -12,6 +12,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from genrec.modeling.backbone import cache_kwarg
@@ -193,15 +195,25 @@ def candidate_scores_atomic(model: GenRecModel, batch: dict, candidates: list[li
     return [logp[r, torch.as_tensor(c, dtype=torch.long)].tolist() for r, c in enumerate(candidates)]
 
 
+# Greedy decoding of a small model loops ("Animated film, 1996. Animated film, 1996. ...");
+# no n-gram of this many tokens may appear twice in one answer (both engines apply it).
+NO_REPEAT_NGRAM = 3
+
+
 @torch.no_grad()
-def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48) -> list[str]:
-    """Greedy free text (explanations, `ask`), never emitting the image placeholder."""
+def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48,
+                  no_repeat_ngram: int = NO_REPEAT_NGRAM) -> list[str]:
+    """Greedy free text (explanations, `ask`), never emitting the image placeholder and never
+    repeating an n-gram of `no_repeat_ngram` generated tokens (0 = allow repeats)."""
     batch = on_device(batch, model.device)
     embeds = model.embed(batch["input_ids"], batch["image_feats"])
     bad = [[model.image_token_id]]
-    out = model.backbone.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
-                                  max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=bad,
-                                  pad_token_id=model.tokenizer.pad_token_id,
-                                  eos_token_id=model.tokenizer.eos_token_id)
+    with warnings.catch_warnings():  # "applies only to newly generated tokens": what is wanted here
+        warnings.filterwarnings("ignore", message=".*no_repeat_ngram_size.*")
+        out = model.backbone.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
+                                      max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=bad,
+                                      no_repeat_ngram_size=no_repeat_ngram,
+                                      pad_token_id=model.tokenizer.pad_token_id,
+                                      eos_token_id=model.tokenizer.eos_token_id)
     skip = 1 if model.is_encoder_decoder else 0
     return [model.tokenizer.decode(s[skip:], skip_special_tokens=True).strip() for s in out.tolist()]

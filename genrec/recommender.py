@@ -23,7 +23,7 @@ import torch
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
-from genrec.decoding import build_trie, generate_text, score_candidates, topk_items
+from genrec.decoding import NO_REPEAT_NGRAM, build_trie, generate_text, score_candidates, topk_items
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
 from genrec.prompts import Template, load_templates
@@ -60,6 +60,7 @@ class Query:
     candidates: tuple[int, ...] = ()
     max_new_tokens: int = 0
     ask: bool = False
+    no_repeat_ngram: int = NO_REPEAT_NGRAM  # text: no n-gram of this many tokens twice (0 = off)
 
 
 class Recommender:
@@ -213,7 +214,7 @@ class Recommender:
             scores = (torch.tensor(scores) - torch.logsumexp(torch.tensor(scores), 0)).tolist()  # among the candidates
             order = np.argsort(-np.asarray(scores), kind="stable")
             return [(q.candidates[i], scores[i]) for i in order]
-        return generate_text(self.model, q.batch, q.max_new_tokens)[0]
+        return generate_text(self.model, q.batch, q.max_new_tokens, q.no_repeat_ngram)[0]
 
     def answer(self, q: Query, raw):
         """The public shape of a query's result (what the API and the HTTP server return)."""

@@ -159,6 +159,48 @@ def _item_bias_processor():
     return ItemBias
 
 
+def _no_repeat_ngram_processor():
+    """The vLLM logits processor that bans a token when it would repeat an n-gram already in the
+    request's output (n from SamplingParams.extra_args["no_repeat_ngram_size"]), as transformers'
+    no_repeat_ngram_size does for the hf engine: greedy text is the same from both."""
+    from vllm.v1.sample.logits_processor import LogitsProcessor
+    from vllm.v1.sample.logits_processor.builtin import process_dict_updates
+
+    class NoRepeatNGram(LogitsProcessor):
+        def __init__(self, vllm_config, device, is_pin_memory):
+            self.rows: dict[int, tuple[int, list[int]]] = {}  # batch row -> (n, its live output tokens)
+
+        def is_argmax_invariant(self) -> bool:
+            return False
+
+        def update_state(self, batch_update) -> None:
+            def state(params, _prompt, output):
+                n = int((params.extra_args or {}).get("no_repeat_ngram_size", 0))
+                return (n, output) if n > 0 else None
+
+            process_dict_updates(self.rows, batch_update, state)
+
+        def apply(self, logits: torch.Tensor) -> torch.Tensor:
+            for row, (n, out) in self.rows.items():
+                banned = banned_next_tokens(out, n)
+                if banned:
+                    logits[row, list(banned)] = float("-inf")
+            return logits
+
+    return NoRepeatNGram
+
+
+def banned_next_tokens(tokens: list[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already present in `tokens` (whose last n-1 tokens
+    are the n-gram's start)."""
+    if n < 1 or len(tokens) < n - 1:
+        return set()
+    if n == 1:
+        return set(tokens)
+    start = tuple(tokens[len(tokens) - n + 1:])
+    return {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == start}
+
+
 class VLLMEngine(Engine):
     """vLLM with prompt embeddings, a merged adapter and item-constrained output (decoder-only, atomic items)."""
 
@@ -189,7 +231,7 @@ class VLLMEngine(Engine):
             dtype = "float32" if str(model.base_model().dtype) == "torch.float32" else "bfloat16"
         self.llm = LLM(model=str(self.export), tokenizer=str(self.export), enable_prompt_embeds=True,
                        logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
-                       logits_processors=[_item_bias_processor()], dtype=dtype, seed=0,
+                       logits_processors=[_item_bias_processor(), _no_repeat_ngram_processor()], dtype=dtype, seed=0,
                        max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
                        distributed_executor_backend="uni",
                        enforce_eager=bool(int(os.environ.get("GENREC_VLLM_EAGER", "1"))) if eager is None else eager)
@@ -215,7 +257,7 @@ class VLLMEngine(Engine):
             return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(q.candidates),
                                   allowed_token_ids=[self.off + c for c in q.candidates], detokenize=False)
         return SamplingParams(max_tokens=q.max_new_tokens, temperature=0.0, allowed_token_ids=self.text_tokens,
-                              skip_special_tokens=True)
+                              skip_special_tokens=True, extra_args={"no_repeat_ngram_size": q.no_repeat_ngram})
 
     def _read(self, q: Query, out):
         o = out.outputs[0]
