@@ -195,8 +195,12 @@ class ModelConfig:
     item_tie: bool = _f(False, "atomic items: one matrix for an item's input row and its output (scoring) row, "
                         "as SASRec's item embedding; false = separate output rows starting at zero "
                         "(an untrained model then ranks exactly like most-popular)")
+    item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
+                             "embedding dropout); 0 = off")
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.item_dropout < 1.0:
+            raise ConfigError(f"model.item_dropout must be in [0, 1), got {self.item_dropout}")
         if self.visual_tokens < 1:
             raise ConfigError(f"model.visual_tokens must be >= 1, got {self.visual_tokens}")
         if self.max_length < 8:

@@ -189,3 +189,28 @@ def test_tied_item_table_scores_with_its_input_rows_and_round_trips(tmp_path):
     # the untied default keeps its own output rows, starting at zero
     plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=["film"] * 12)
     assert not plain.item_emb.tied and torch.count_nonzero(plain.item_emb.out_rows()) == 0
+
+
+def test_item_dropout_touches_only_item_rows_and_only_in_training():
+    from dataclasses import replace
+
+    from genrec.config import ConfigError, ModelConfig
+    base = tiny_recipe(item_tokens="atomic")
+    m = random_item_table_model(seed=5, recipe=replace(base, model=replace(base.model, item_dropout=0.5)))
+    off = m.codec.offset
+    ids = torch.tensor([[1, 2, off + 3, 4, off + 7, off + 1, 5] * 8])  # 24 item positions, 32 text
+    is_item = ids >= off
+    m.eval()
+    clean = m.embed(ids)
+    assert torch.equal(m.embed(ids), clean)  # eval: deterministic, no dropout
+    m.train()
+    torch.manual_seed(0)
+    noisy = m.embed(ids)
+    assert torch.equal(noisy[~is_item], clean[~is_item])  # text tokens never dropped
+    it_clean, it_noisy = clean[is_item], noisy[is_item]
+    zeroed = (it_noisy == 0) & (it_clean != 0)
+    assert 0.35 < zeroed.float().mean().item() < 0.65  # about half of the item elements dropped
+    kept = ~zeroed
+    torch.testing.assert_close(it_noisy[kept], it_clean[kept] * 2)  # the rest scaled by 1 / (1 - p)
+    with pytest.raises(ConfigError, match="item_dropout"):
+        ModelConfig(item_dropout=1.0)

@@ -153,6 +153,9 @@ class GenRecModel(nn.Module):
             is_item = input_ids >= off  # [B, T]
             emb = table(input_ids.masked_fill(is_item, 0))  # [B, T, D]
             items = self.item_emb((input_ids - off).clamp(min=0)).to(emb.dtype)  # [B, T, D]
+            p = self.recipe.model.item_dropout
+            if p and self.training:
+                items = nn.functional.dropout(items, p)
             emb = torch.where(is_item.unsqueeze(-1), items, emb)
         else:
             emb = table(input_ids)  # [B, T, D]
