@@ -89,7 +89,19 @@ class Collator:
                     out.append(t)
                 ids, n = out, n - partial
             items = items[len(items) - n // self.k:] if n else []
+        if self.reads_at_last_item(ex):  # the prompt ends with its last history item (and its image)
+            off, img = self.model.codec.offset, self.model.image_token_id
+            last = max((j for j, t in enumerate(ids) if t >= off or t == img), default=None)
+            if last is not None:
+                ids = ids[:last + 1]
         return ids, items
+
+    def reads_at_last_item(self, ex: Example) -> bool:
+        """model.seq_readout = last_item applies to this example: an atomic-item, decoder-only model
+        answering a sequential template with an item, from a non-empty history."""
+        m = self.model
+        return (m.recipe.model.seq_readout == "last_item" and m.codec.mode == "atomic" and not m.is_encoder_decoder
+                and ex.family == "sequential" and ex.template.answer == "item" and bool(ex.history))
 
     def _feats(self, items: list[int]) -> torch.Tensor | None:
         if not items:

@@ -195,6 +195,10 @@ class ModelConfig:
     item_tie: bool = _f(False, "atomic items: one matrix for an item's input row and its output (scoring) row, "
                         "as SASRec's item embedding; false = separate output rows starting at zero "
                         "(an untrained model then ranks exactly like most-popular)")
+    seq_readout: str = _f("last_item", "atomic items, decoder-only, sequential item templates: where the "
+                          "next item is read — at the last history item (the prompt ends there, so the answer "
+                          "is the position that dense_items trains at every history item, as SASRec reads "
+                          "it) or after the template's whole question", ("last_item", "answer"))
     item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
                              "embedding dropout); 0 = off")
 

@@ -214,3 +214,51 @@ def test_item_dropout_touches_only_item_rows_and_only_in_training():
     torch.testing.assert_close(it_noisy[kept], it_clean[kept] * 2)  # the rest scaled by 1 / (1 - p)
     with pytest.raises(ConfigError, match="item_dropout"):
         ModelConfig(item_dropout=1.0)
+
+
+def test_sequential_prompts_end_at_the_last_history_item_where_dense_training_reads(tmp_path):
+    """seq_readout=last_item: a sequential item prompt stops at its last history item, so its
+    answer is read where dense_items trains next-item prediction — and, the backbone being causal,
+    equals the full prompt's hidden state at that item. Other prompts and `answer` keep the question."""
+    from dataclasses import replace
+
+    from genrec.batches import Collator, make_example
+    from genrec.data.dataset import PreparedDataset
+    from genrec.decoding import atomic_logits
+    from genrec.prompts import load_templates
+    from tests.helpers import cyclic_dataset
+    ds = PreparedDataset.load(cyclic_dataset(tmp_path, n_items=24))
+    base = tiny_recipe(item_tokens="atomic")
+    assert base.model.seq_readout == "last_item"  # the default
+    torch.manual_seed(0)
+    m = GenRecModel(base, build_from_config("tiny-llama"), item_ids=ds.item_ids,
+                    titles=[ds.title(i) for i in range(ds.n_items)]).eval()
+    with torch.no_grad():
+        for p in m.item_emb.parameters():
+            p.normal_(0, 0.3)
+    ts = load_templates()
+    seq = next(t for t in ts["sequential"] if t.id == "seq-1")
+    direct = next(t for t in ts["direct"] if t.answer == "item")
+    ex = [make_example(ds, m, seq, u, "test", np.random.default_rng(0), 6) for u in (0, 1, 2)]
+    d = make_example(ds, m, direct, 0, "test", np.random.default_rng(0), 6, n_candidates=5)
+    cut, d_cut = Collator(m).prompts(ex), Collator(m).prompt_ids(d)[0]
+    m.recipe = replace(base, model=replace(base.model, seq_readout="answer"))
+    full, d_full = Collator(m).prompts(ex), Collator(m).prompt_ids(d)[0]
+    m.recipe = base
+    assert d_cut == d_full  # a direct prompt (candidates, not a history) keeps its question
+    off = m.codec.offset
+    for r in range(3):
+        c = cut["input_ids"][r][cut["attention_mask"][r].bool()].tolist()
+        f = full["input_ids"][r][full["attention_mask"][r].bool()].tolist()
+        assert c[-1] >= off and f[-1] < off  # ends at an item / at the question's last token
+        assert f[:len(c)] == c and len(f) - len(c) > 3  # the same opening, the question dropped
+        assert m.tokenizer.decode(f[len(c):]).strip().startswith(".")
+    # scores at the cut prompt's end == the full prompt's hidden state at its last item
+    with torch.no_grad():
+        got = atomic_logits(m, cut)
+        hid = m.base_model().get_decoder()(inputs_embeds=m.embed(full["input_ids"]),
+                                           attention_mask=full["attention_mask"]).last_hidden_state
+        is_item = full["input_ids"] >= off
+        last = [int(torch.nonzero(is_item[r]).max()) for r in range(3)]
+        want = m.item_logits(hid[torch.arange(3), last]).float()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
