@@ -4,10 +4,10 @@ vLLM's CPU build pins its own torch, so these tests run in the second environmen
 `bash .ci/setup-vllm` makes (.venv-vllm; the README's test command runs them there).
 """
 import os
-from dataclasses import replace
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 

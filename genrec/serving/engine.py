@@ -195,9 +195,7 @@ def banned_next_tokens(tokens: list[int], n: int) -> set[int]:
     are the n-gram's start)."""
     if n < 1 or len(tokens) < n - 1:
         return set()
-    if n == 1:
-        return set(tokens)
-    start = tuple(tokens[len(tokens) - n + 1:])
+    start = tuple(tokens[len(tokens) - n + 1:])  # () for n = 1: every token so far is banned
     return {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == start}
 
 
