@@ -85,8 +85,8 @@ def render(out: dict) -> str:
         met = best["sequential"]["hr@10"] >= sas["sequential"]["hr@10"]
         lines += ["", f"Goal genrec seq HR@10 >= SASRec's: **{'met' if met else 'not met'}** "
                       f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}; "
-                      f"trained {best.get('train_seconds')} s vs {sas.get('train_seconds')} s on the CPU: "
-                      "a claim about these budgets, not about either model fully trained)."]
+                      f"trained {best.get('train_seconds')} s vs {sas.get('train_seconds')} s: "
+                      "a claim about these training budgets, not about either model trained to convergence)."]
     return "\n".join(lines) + "\n"
 
 
