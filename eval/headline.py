@@ -83,10 +83,11 @@ def render(out: dict) -> str:
     sas = next((r for r in out["rows"] if r["model"].startswith("SASRec")), None)
     if best and sas:
         met = best["sequential"]["hr@10"] >= sas["sequential"]["hr@10"]
+        secs = (best.get("train_seconds"), sas.get("train_seconds"))
+        budget = ("" if None in secs else f"; trained {secs[0]} s vs {secs[1]} s: a claim about these training "
+                  "budgets, not about either model trained to convergence")
         lines += ["", f"Goal genrec seq HR@10 >= SASRec's: **{'met' if met else 'not met'}** "
-                      f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}; "
-                      f"trained {best.get('train_seconds')} s vs {sas.get('train_seconds')} s: "
-                      "a claim about these training budgets, not about either model trained to convergence)."]
+                      f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}{budget})."]
     return "\n".join(lines) + "\n"
 
 
