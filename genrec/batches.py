@@ -34,9 +34,12 @@ class Example:
 
 def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, user: int, split: str,
                  rng: np.random.Generator, max_history: int = 10, n_candidates: int | None = None,
-                 image_items: set[int] | None = None, values: dict | None = None) -> Example | None:
-    """Render one example; None if the user has no usable target for this split."""
-    v = values if values is not None else example_values(ds, template, user, split, rng, max_history, n_candidates)
+                 image_items: set[int] | None = None, values: dict | None = None,
+                 position: int | None = None) -> Example | None:
+    """Render one example; None if the user has no usable target for this split (position: the
+    training target's index in the user's sequence, random if None)."""
+    v = values if values is not None else example_values(ds, template, user, split, rng, max_history, n_candidates,
+                                                         position=position)
     if v is None:
         return None
     r = render(template, v, model.codec.text, image_items, k=model.recipe.model.visual_tokens,

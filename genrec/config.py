@@ -201,10 +201,15 @@ class ModelConfig:
                           "it) or after the template's whole question", ("last_item", "answer"))
     item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
                              "embedding dropout); 0 = off")
+    attention_dropout: float | None = _f(None, "decoder backbones: dropout on the frozen backbone's attention "
+                                         "probabilities while training (SASRec uses 0.5); default: the "
+                                         "backbone's own (0 for SmolLM2)")
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.item_dropout < 1.0:
             raise ConfigError(f"model.item_dropout must be in [0, 1), got {self.item_dropout}")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.visual_tokens < 1:
             raise ConfigError(f"model.visual_tokens must be >= 1, got {self.visual_tokens}")
         if self.max_length < 8:
@@ -250,6 +255,9 @@ class TrainConfig:
     templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
     dense_items: bool = _f(True, "atomic items, sequential templates: also learn every history item from the "
                            "tokens before it (SASRec-style), not only the answer")
+    recent_windows: float = _f(0.0, "fraction of training prompts whose target is the user's last training "
+                               "item, so the history is the user's most recent one (the rest: a uniformly "
+                               "random position); raises how often the latest items are dense targets")
     item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
                              "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
@@ -264,6 +272,8 @@ class TrainConfig:
             raise ConfigError(f"train.item_lr must be > 0, got {self.item_lr}")
         if self.item_negatives < 0:
             raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
+        if not 0.0 <= self.recent_windows <= 1.0:
+            raise ConfigError(f"train.recent_windows must be in [0, 1], got {self.recent_windows}")
         for fam, w in (self.mixture or {}).items():
             if fam not in TASK_FAMILIES:
                 raise ConfigError(f"train.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")

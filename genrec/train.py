@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
+from genrec.data.examples import n_train_items
 from genrec.decoding import on_device
 from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
@@ -116,8 +117,13 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     tries = 0
     while len(exs) < recipe.train.batch_size and tries < 20 * recipe.train.batch_size:
         tries += 1
-        e = make_example(ds, model, t, int(users[rng.integers(len(users))]), "train", rng,
-                         recipe.train.max_history, recipe.train.candidates, images)
+        u = int(users[rng.integers(len(users))])
+        pos = None
+        # drawn only when on, so recipes without it keep their exact random stream
+        if recipe.train.recent_windows > 0 and rng.random() < recipe.train.recent_windows:
+            pos = n_train_items(ds, u) - 1 if n_train_items(ds, u) >= 2 else None
+        e = make_example(ds, model, t, u, "train", rng, recipe.train.max_history, recipe.train.candidates,
+                         images, position=pos)
         if e is not None:
             exs.append(e)
     if not exs:

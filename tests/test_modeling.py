@@ -227,3 +227,34 @@ def test_offline_smollm2_default_loads_and_answers(tmp_path, monkeypatch):
     m = GenRecModel(Recipe(model=ModelConfig(clip_model="genrec-tiny-clip", clip_pretrained="none")), bb)
     train, total = m.parameter_counts()
     assert 0.01 < train / total < 0.05
+
+
+def test_attention_dropout_acts_on_the_decoder_only_in_training():
+    from dataclasses import replace
+
+    from genrec.config import ConfigError
+    base = recipe("tiny-llama", type="lora", r=4, dropout=0.0)
+
+    def train_mode_pair(r):
+        torch.manual_seed(0)
+        m = GenRecModel(r).train()
+        b = batch(m)
+        with torch.no_grad():
+            torch.manual_seed(1)
+            x = m(**b).logits
+            torch.manual_seed(2)
+            y = m(**b).logits
+        return m, b, x, y
+
+    m, b, x, y = train_mode_pair(base)  # default: SmolLM2's / tiny-llama's own 0.0, no other dropout
+    torch.testing.assert_close(x, y, rtol=0, atol=0)
+    with_drop = replace(base, model=replace(base.model, attention_dropout=0.5))
+    m, b, x, y = train_mode_pair(with_drop)
+    assert not torch.allclose(x, y)  # training: two passes drop different attention weights
+    layers = m.base_model().config.num_hidden_layers
+    assert [mod.attention_dropout for mod in m.modules() if hasattr(mod, "attention_dropout")] == [0.5] * layers
+    torch.testing.assert_close(logits(m, b), logits(m, b), rtol=0, atol=0)  # eval: deterministic
+    with pytest.raises(ValueError, match="attention_dropout.*decoder backbones only"):
+        GenRecModel(replace(recipe("tiny-t5"), model=replace(recipe("tiny-t5").model, attention_dropout=0.1)))
+    with pytest.raises(ConfigError, match="attention_dropout"):
+        ModelConfig(attention_dropout=1.0)

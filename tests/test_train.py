@@ -212,3 +212,47 @@ def test_last_checkpoint_names_the_best_even_when_the_final_evaluation_is_the_be
     best = yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())
     assert out["best_step"] == st["best_step"] == best["step"] == 2  # the only evaluation is at the end
     assert st["best_hr10"] == best["valid"]["hr@10"]
+
+
+def test_recent_windows_puts_that_share_of_targets_at_the_users_last_training_item(cyc):
+    """train.recent_windows: a training prompt's target is the user's last training item with
+    probability r (plus the uniform draw's own 1 / (n - 1) share otherwise), and its history is
+    then the user's most recent max_history training items."""
+    import numpy as np
+
+    from genrec.data.dataset import PreparedDataset
+    from genrec.data.examples import n_train_items
+    from genrec.prompts import load_templates
+    from genrec.train import mixture, sample_batch
+
+    ds = PreparedDataset.load(cyc)
+    templates = load_templates()
+    users = np.arange(ds.n_users)
+    model = None
+    shares = {}
+    for r in (0.0, 0.5, 1.0):
+        recipe = tiny_recipe(recent_windows=r, max_history=4, templates=("seq-1",))
+        if model is None:
+            model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+        fams, probs = mixture(recipe)
+        last = []
+        for step in range(60):
+            _, _, exs = sample_batch(ds, model, templates, fams, probs, users, recipe, None, 0, 0, step, 0)
+            for e in exs:
+                seq = [int(x) for x in ds.sequence(e.user)]
+                n = n_train_items(ds, e.user)
+                assert n == 10  # 12 interactions, the last two held out
+                pos = n - 1 if e.target_item == seq[n - 1] else None
+                last.append(pos is not None)
+                if pos is not None:  # a cyclic walk never repeats an item, so the target fixes the position
+                    assert e.history == seq[pos - 4:pos]
+        shares[r] = float(np.mean(last))
+    assert shares[1.0] == 1.0
+    assert shares[0.0] < 0.2  # uniform over positions 1..9: 1/9
+    assert 0.45 < shares[0.5] < 0.67  # 0.5 + 0.5 / 9 = 0.56
+
+
+def test_recent_windows_out_of_range_is_a_config_error():
+    from genrec.config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError, match="recent_windows"):
+        TrainConfig(recent_windows=1.5)

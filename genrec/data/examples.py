@@ -96,6 +96,13 @@ def _sample_unseen(ds: PreparedDataset, user: int, n: int, rng: np.random.Genera
     return out
 
 
+def n_train_items(ds: PreparedDataset, user: int) -> int:
+    """How many of the user's interactions are training ones (leave-one-out holds out the last
+    two when the user has at least three); training targets sit at positions 1..n-1."""
+    n = len(ds.sequence(user))
+    return n - 2 if n >= 3 else n
+
+
 def example_values(
     ds: PreparedDataset,
     template: Template,
@@ -114,10 +121,12 @@ def example_values(
     """
     seq = ds.sequence(user)
     if split == TRAIN:
-        n_train = len(seq) - 2 if len(seq) >= 3 else len(seq)
+        n_train = n_train_items(ds, user)
         if n_train < 2:
             return None
         pos = int(rng.integers(1, n_train)) if position is None else position
+        if not 1 <= pos < n_train:
+            raise ValueError(f"training position {pos} outside [1, {n_train}) for user {ds.user_ids[user]}")
     else:
         if len(seq) < 3:
             return None

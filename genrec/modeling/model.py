@@ -44,6 +44,22 @@ class CheckpointError(ValueError):
     """A checkpoint directory is missing, damaged or from an incompatible version."""
 
 
+def set_attention_dropout(model: nn.Module, p: float) -> int:
+    """Set the dropout on attention probabilities of every attention module of a transformers
+    decoder (the ones that read a float `attention_dropout` at each forward pass, as Llama, Qwen,
+    Mistral and SmolLM2 do; it only acts in training mode). Returns how many modules were set."""
+    n = 0
+    for m in model.modules():
+        v = getattr(m, "attention_dropout", None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            m.attention_dropout = float(p)
+            n += 1
+    if n == 0:
+        raise ValueError(f"model.attention_dropout: the backbone {type(model).__name__} has no attention module "
+                         "with an attention_dropout setting (decoder backbones only)")
+    return n
+
+
 class GenRecModel(nn.Module):
     def __init__(self, recipe: Recipe, backbone: Backbone | None = None, item_ids: list[str] | None = None,
                  titles: list[str] | None = None, item_counts=None, item_images: tuple | None = None):
@@ -71,6 +87,8 @@ class GenRecModel(nn.Module):
         proj_dtype = ref.dtype if ref.dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
         self.visual_proj = VisualProjector(clip_dim(recipe.model.clip_model), bb.hidden,
                                            recipe.model.visual_tokens).to(ref.device, proj_dtype)
+        if recipe.model.attention_dropout is not None:
+            set_attention_dropout(model, recipe.model.attention_dropout)
         a = recipe.adapter
         self.task_state = None
         if a.type == "bottleneck":
