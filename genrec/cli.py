@@ -527,8 +527,29 @@ def build_parser() -> argparse.ArgumentParser:
                                      "with adapter-tuned language models.")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (_, add_args, help) in VERBS.items():
-        add_args(sub.add_parser(name, help=help, description=help))
+        extra = {"epilog": recipe_keys_help(), "formatter_class": argparse.RawDescriptionHelpFormatter} \
+            if name in RECIPE_VERBS else {}
+        add_args(sub.add_parser(name, help=help, description=help, **extra))
     return parser
+
+
+def recipe_keys_help(width: int = 100) -> str:
+    """Every recipe key with its default and help text, for `genrec train --help`."""
+    import textwrap
+
+    from genrec.config import Recipe
+    lines = ["recipe keys (override any of them as --section.key value, e.g. --train.steps 50):"]
+    for sec in ("data", "model", "adapter", "train"):
+        cls = typing.get_type_hints(Recipe)[sec]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else None
+            md = f.metadata
+            text = md.get("help", "")
+            if md.get("choices"):
+                text += f" ({' | '.join(md['choices'])})"
+            lines.append(f"  {sec}.{f.name} = {default!r}")
+            lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

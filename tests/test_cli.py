@@ -16,6 +16,21 @@ def test_every_verb_has_help(capsys):
         assert "usage: genrec " + name in capsys.readouterr().out
 
 
+def test_train_help_lists_every_recipe_key_with_its_default(capsys):
+    import dataclasses
+
+    from genrec.config import Recipe
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    keys = [(sec, f) for sec in ("data", "model", "adapter", "train")
+            for f in dataclasses.fields(type(getattr(Recipe(), sec)))]
+    assert len(keys) > 40
+    for sec, f in keys:
+        assert f"  {sec}.{f.name} = {f.default!r}\n" in out, f"{sec}.{f.name} missing from genrec train --help"
+    assert "--train.steps 50" in out
+
+
 def test_prepare_and_inspect(tmp_path, data_dir, capsys):
     out = tmp_path / "ds"
     args = ["prepare", "--source", "amazon", "--path", str(data_dir / "amazon/reviews.json"),
