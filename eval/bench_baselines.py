@@ -112,7 +112,7 @@ def run_sasrec(ds: PreparedDataset, epochs: int, users: list[int], threads: int,
     res = score_protocol(ds, scores, users)
     if subset:
         res["subset"] = score_protocol(ds, scores, subset)
-    return {**res, "epochs": epochs, "train_seconds": round(train_s, 1),
+    return {**res, "epochs": epochs, "seed": seed, "train_seconds": round(train_s, 1),
             "eval_users_per_s": round(len(users) / (time.perf_counter() - t0), 1),
             "split_mismatches": int(mismatch), "recbole_test_rows": int(len(rb_users))}
 
@@ -147,6 +147,8 @@ def main() -> None:
     ap.add_argument("--skip-sasrec", action="store_true")
     ap.add_argument("--subset", type=int, default=0,
                     help="also score N test users drawn as eval/bench_id_schemes.py draws them (seed 1)")
+    ap.add_argument("--out", metavar="STEM", help="result file stem under eval/results/ (default: "
+                    "baselines_<dataset>; give another one for an extra seed so the committed table stays)")
     ap.add_argument("--render", metavar="JSON", help="only rewrite the markdown of an earlier run's JSON")
     a = ap.parse_args()
     if a.render:
@@ -173,7 +175,7 @@ def main() -> None:
             out["sasrec"] = {"error": f"RecBole could not run here: {e}"}
         print("sasrec", json.dumps(out["sasrec"]), flush=True)
     RESULTS.mkdir(exist_ok=True)
-    stem = f"baselines_{name}"
+    stem = a.out or f"baselines_{name}"
     atomic_write_text(RESULTS / f"{stem}.json", json.dumps(out, indent=2) + "\n")
     md = render(out)
     atomic_write_text(RESULTS / f"{stem}.md", md)
