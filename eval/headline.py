@@ -46,12 +46,13 @@ def genrec_row(label: str, res: dict) -> dict:
             "peak_mb": f"{tr.get('peak_rss_mb') or '—'} / {res.get('peak_rss_mb') or '—'}"}
 
 
-def baseline_rows(base: dict) -> list[dict]:
+def baseline_rows(base: dict, popularity: bool = True) -> list[dict]:
     rows = [{"model": "most popular", "users": base["users"], "sequential": base["popularity"]["sequential"],
-             "direct": base["popularity"]["direct"], "train_seconds": 0}]
+             "direct": base["popularity"]["direct"], "train_seconds": 0}] if popularity else []
     s = base.get("sasrec")
     if s and "error" not in s:
-        rows.append({"model": f"SASRec (RecBole, {s['epochs']} epochs)", "users": base["users"],
+        seed = f", seed {s['seed']}" if "seed" in s else ""
+        rows.append({"model": f"SASRec (RecBole, {s['epochs']} epochs{seed})", "users": base["users"],
                      "sequential": s["sequential"], "direct": s["direct"], "train_seconds": s["train_seconds"],
                      "eval_users_per_s": s.get("eval_users_per_s")})
     return rows
@@ -80,13 +81,16 @@ def render(out: dict) -> str:
             lines += ["", f"{r['model']}: {r['train_note']}"]
     best = max((r for r in out["rows"] if r["model"].startswith("genrec")), key=lambda r: r["sequential"]["hr@10"],
                default=None)
-    sas = next((r for r in out["rows"] if r["model"].startswith("SASRec")), None)
+    sasrecs = [r for r in out["rows"] if r["model"].startswith("SASRec")]
+    # with several SASRec seeds, the best genrec row is held to the best of them (both picked on test)
+    sas = max(sasrecs, key=lambda r: r["sequential"]["hr@10"], default=None)
     if best and sas:
         met = best["sequential"]["hr@10"] >= sas["sequential"]["hr@10"]
         secs = (best.get("train_seconds"), sas.get("train_seconds"))
         budget = ("" if None in secs else f"; trained {secs[0]} s vs {secs[1]} s: a claim about these training "
                   "budgets, not about either model trained to convergence")
-        lines += ["", f"Goal genrec seq HR@10 >= SASRec's: **{'met' if met else 'not met'}** "
+        of = f" (the best of {len(sasrecs)} SASRec seeds)" if len(sasrecs) > 1 else ""
+        lines += ["", f"Goal genrec seq HR@10 >= SASRec's{of}: **{'met' if met else 'not met'}** "
                       f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}{budget})."]
     return "\n".join(lines) + "\n"
 
@@ -98,8 +102,17 @@ def main() -> None:
     ap.add_argument("--baselines", required=True, help="eval/results/baselines_<dataset>.json")
     ap.add_argument("--genrec", action="append", default=[], metavar="LABEL=JSON",
                     help="a `genrec evaluate --out` result (repeatable)")
+    ap.add_argument("--sasrec-seed", action="append", default=[], metavar="JSON",
+                    help="another bench_baselines.py run (--seed S --out STEM): adds its SASRec row (repeatable)")
     a = ap.parse_args()
     base = json.loads(Path(a.baselines).read_text())
+    extra = []
+    for path in a.sasrec_seed:
+        other = json.loads(Path(path).read_text())
+        if other["dataset"] != base["dataset"] or other["users"] != base["users"]:
+            ap.error(f"{path}: {other['dataset']} / {other['users']} users, the baselines have "
+                     f"{base['dataset']} / {base['users']}")
+        extra += baseline_rows(other, popularity=False)
     rows = []
     for spec in a.genrec:
         label, sep, path = spec.rpartition("=")
@@ -110,7 +123,7 @@ def main() -> None:
             ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
         rows.append(genrec_row(label, res))
     out = {"dataset": base["dataset"], "users": base["users"], "protocol": base["protocol"],
-           "rows": rows + baseline_rows(base)}
+           "rows": rows + baseline_rows(base) + extra}
     stem = RESULTS / f"headline_{base['dataset']}"
     atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     md = render(out)
