@@ -121,7 +121,8 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
         pos = None
         # drawn only when on, so recipes without it keep their exact random stream
         if recipe.train.recent_windows > 0 and rng.random() < recipe.train.recent_windows:
-            pos = n_train_items(ds, u) - 1 if n_train_items(ds, u) >= 2 else None
+            n = n_train_items(ds, u)
+            pos = n - 1 if n >= 2 else None
         e = make_example(ds, model, t, u, "train", rng, recipe.train.max_history, recipe.train.candidates,
                          images, position=pos)
         if e is not None:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from genrec.data.dataset import PreparedDataset
-from genrec.data.splits import TRAIN
+from genrec.data.splits import TRAIN, VALID
 from genrec.prompts import Template
 
 
@@ -97,10 +97,9 @@ def _sample_unseen(ds: PreparedDataset, user: int, n: int, rng: np.random.Genera
 
 
 def n_train_items(ds: PreparedDataset, user: int) -> int:
-    """How many of the user's interactions are training ones (leave-one-out holds out the last
-    two when the user has at least three); training targets sit at positions 1..n-1."""
-    n = len(ds.sequence(user))
-    return n - 2 if n >= 3 else n
+    """How many of the user's interactions are training ones: those before the validation target
+    (the dataset's leave-one-out rule); training targets sit at positions 1..n-1."""
+    return len(ds.history(user, VALID))
 
 
 def example_values(
