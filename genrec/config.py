@@ -199,6 +199,10 @@ class ModelConfig:
                           "next item is read — at the last history item (the prompt ends there, so the answer "
                           "is the position that dense_items trains at every history item, as SASRec reads "
                           "it) or after the template's whole question", ("last_item", "answer"))
+    item_rank: int = _f(0, "atomic items: 0 = a full trainable row of the backbone's width per item; r > 0 = "
+                        "each item's input row is its frozen initial row plus a rank-r trainable part, and its "
+                        "output row rank r (r numbers per item and side plus one shared r x width map: "
+                        "SASRec's item embeddings have 64)")
     item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
                              "embedding dropout); 0 = off")
     attention_dropout: float | None = _f(None, "decoder backbones: dropout on the frozen backbone's attention "
@@ -206,6 +210,10 @@ class ModelConfig:
                                          "backbone's own (0 for SmolLM2)")
 
     def __post_init__(self) -> None:
+        if self.item_rank < 0:
+            raise ConfigError(f"model.item_rank must be >= 0, got {self.item_rank}")
+        if self.item_rank and self.item_tokens != "atomic":
+            raise ConfigError("model.item_rank applies to atomic item tokens (model.item_tokens=atomic)")
         if not 0.0 <= self.item_dropout < 1.0:
             raise ConfigError(f"model.item_dropout must be in [0, 1), got {self.item_dropout}")
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:

@@ -256,3 +256,26 @@ def test_recent_windows_out_of_range_is_a_config_error():
     from genrec.config import ConfigError, TrainConfig
     with pytest.raises(ConfigError, match="recent_windows"):
         TrainConfig(recent_windows=1.5)
+
+
+def test_training_a_low_rank_item_table_keeps_its_initial_rows_and_resumes(cyc, tmp_path, monkeypatch):
+    base = tiny_recipe(steps=4, eval_every=2, item_negatives=8)
+    recipe = dataclasses.replace(base, model=dataclasses.replace(base.model, item_rank=2))
+    a = train(recipe, cyc, tmp_path / "a", progress=False)
+    with monkeypatch.context() as mp:
+        interrupt_on_call(mp, 3)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
+    train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
+    sa, sb = trainables(tmp_path / "a/last"), trainables(tmp_path / "b/last")
+    assert {"item_emb.base", "item_emb.a", "item_emb.b", "item_emb.c", "item_emb.d"} <= set(sa)
+    assert "item_emb.weight" not in sa and sa["item_emb.a"].shape[1] == 2
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6)
+    # trained: the per-item factors moved, the frozen title rows did not
+    from genrec.data.dataset import PreparedDataset
+    ds = PreparedDataset.load(cyc)
+    fresh = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+    assert torch.equal(sa["item_emb.base"], fresh.item_emb.base)
+    assert sa["item_emb.a"].abs().sum() > 0 and sa["item_emb.c"].abs().sum() > 0
+    assert a["steps"] == 4

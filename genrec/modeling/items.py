@@ -23,22 +23,48 @@ class ItemTable(nn.Module):
     output rows start at zero and the bias at the centred log training frequency, so an
     untrained model ranks exactly like most-popular and training learns the personal part.
     `tied=True` has one matrix for both sides (as SASRec's item embedding): the output rows
-    are the input rows, so every item target also trains how the item reads in a prompt."""
+    are the input rows, so every item target also trains how the item reads in a prompt.
 
-    def __init__(self, n_items: int, dim: int, tied: bool = False):
+    `rank=r > 0` bounds what each item can learn: an input row is its initial row (a frozen
+    buffer, `init()` sets it) plus a[item] @ b with a [I, r] and b [r, D]; an output row is
+    c[item] @ d (tied: the input row). a and c start at zero (so the start is the same as
+    above), b and d small and random so the first steps have a gradient."""
+
+    def __init__(self, n_items: int, dim: int, tied: bool = False, rank: int = 0):
         super().__init__()
-        self.tied = tied
-        self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
-        if not tied:
-            self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
+        self.tied, self.rank = tied, rank
+        if rank:
+            self.register_buffer("base", torch.zeros(n_items, dim))  # saved with the checkpoint
+            self.a = nn.Parameter(torch.zeros(n_items, rank))
+            self.b = nn.Parameter(torch.randn(rank, dim) * dim ** -0.5)
+            if not tied:
+                self.c = nn.Parameter(torch.zeros(n_items, rank))
+                self.d = nn.Parameter(torch.randn(rank, dim) * dim ** -0.5)
+        else:
+            self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
+            if not tied:
+                self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
         self.bias = nn.Parameter(torch.zeros(n_items))
 
+    @torch.no_grad()
+    def init(self, rows: torch.Tensor) -> None:
+        """Set the initial input rows [I, D] (the full matrix, or the frozen base under a rank)."""
+        (self.base if self.rank else self.weight).copy_(rows)
+
+    def in_rows(self) -> torch.Tensor:
+        """The input-side item matrix [I, D]."""
+        return self.base + self.a @ self.b if self.rank else self.weight
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.rank:  # only the rows asked for
+            return self.base[idx] + self.a[idx] @ self.b  # [.., D]
         return nn.functional.embedding(idx, self.weight)  # [.., D]
 
     def out_rows(self) -> torch.Tensor:
         """The output-side item matrix [I, D] (the input matrix itself when tied)."""
-        return self.weight if self.tied else self.out
+        if self.tied:
+            return self.in_rows()
+        return self.c @ self.d if self.rank else self.out
 
 
 class ItemCodec:

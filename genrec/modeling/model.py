@@ -126,9 +126,10 @@ class GenRecModel(nn.Module):
                     vis = self.visual_proj(feats.to(self.device, self.visual_proj.fc1.weight.dtype))  # [I, K, D]
                 init = add_image_init(init, vis.mean(1).cpu(), torch.as_tensor(has, dtype=torch.bool))
             self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim,
-                                      tied=self.recipe.model.item_tie).to(base_emb.weight.device)
+                                      tied=self.recipe.model.item_tie,
+                                      rank=self.recipe.model.item_rank).to(base_emb.weight.device)
             with torch.no_grad():
-                self.item_emb.weight.copy_(init)
+                self.item_emb.init(init)
                 if item_counts is not None:
                     prior = torch.log1p(torch.as_tensor(item_counts, dtype=torch.float32))
                     self.item_emb.bias.copy_(prior - prior.mean())
@@ -320,10 +321,15 @@ class GenRecModel(nn.Module):
 
     # ---------------------------------------------------------------- checkpoints
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Projector, bottleneck adapters and unfrozen norms (LoRA is saved by peft)."""
+        """Projector, item table, bottleneck adapters and unfrozen norms (LoRA is saved by peft); with
+        model.item_rank also the item table's frozen initial rows (a buffer: they are not recomputable
+        once the visual projector has trained)."""
         tln = self.recipe.adapter.train_layer_norms
-        return {n: p.detach().contiguous().cpu() for n, p in self.named_parameters()
-                if is_trainable_name(n, tln) and "lora_" not in n}
+        out = {n: p.detach().contiguous().cpu() for n, p in self.named_parameters()
+               if is_trainable_name(n, tln) and "lora_" not in n}
+        if self.item_emb is not None:
+            out.update({f"item_emb.{n}": b.detach().contiguous().cpu() for n, b in self.item_emb.named_buffers()})
+        return out
 
     def save_pretrained(self, out: str | Path, item_ids: list[str] | None = None,
                         overwrite: bool = True, extra: dict | None = None, write_extra=None) -> Path:

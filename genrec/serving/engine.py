@@ -120,7 +120,7 @@ def export_for_vllm(rec: Recommender, out: Path) -> Path:
     dtype = emb.dtype
     state = {k: v.detach().contiguous() for k, v in base.state_dict().items()}
     emb_key = next(k for k, v in state.items() if v.data_ptr() == emb.data_ptr() or k.endswith("embed_tokens.weight"))
-    state[emb_key] = torch.cat([emb, model.item_emb.weight.detach().to(dtype)]).contiguous()
+    state[emb_key] = torch.cat([emb, model.item_emb.in_rows().detach().to(dtype)]).contiguous()
     state["lm_head.weight"] = torch.cat([head_w, model.item_emb.out_rows().detach().to(dtype)]).contiguous()
     with atomic_dir(out, overwrite=True) as tmp:
         save_file({k: v.cpu() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
