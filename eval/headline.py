@@ -58,6 +58,21 @@ def baseline_rows(base: dict, popularity: bool = True) -> list[dict]:
     return rows
 
 
+def mean_row(model: str, rows: list[dict]) -> dict:
+    """One row averaging `rows` (the same model at several seeds): each metric's mean, the seeds'
+    HR@10 values and their sample standard deviation."""
+    import statistics
+    hr = [r["sequential"]["hr@10"] for r in rows]
+    out = {"model": model, "users": rows[0]["users"], "seeds": len(rows), "seed_hr10": hr,
+           "hr10_sd": statistics.stdev(hr) if len(hr) > 1 else 0.0,
+           "sequential": {k: statistics.fmean(r["sequential"][k] for r in rows) for k in KEYS},
+           "direct": ({k: statistics.fmean(r["direct"][k] for r in rows) for k in KEYS}
+                      if all(r.get("direct") for r in rows) else None)}
+    secs = [r.get("train_seconds") for r in rows]
+    out["train_seconds"] = round(statistics.fmean(secs)) if None not in secs else None
+    return out
+
+
 def render(out: dict) -> str:
     lines = [f"# Headline: genrec vs SASRec vs popularity ({out['dataset']}, {out['users']} test users)", "",
              out["protocol"] + ".", "",
@@ -79,9 +94,13 @@ def render(out: dict) -> str:
     for r in out["rows"]:
         if r.get("train_note"):
             lines += ["", f"{r['model']}: {r['train_note']}"]
-    best = max((r for r in out["rows"] if r["model"].startswith("genrec")), key=lambda r: r["sequential"]["hr@10"],
-               default=None)
-    sasrecs = [r for r in out["rows"] if r["model"].startswith("SASRec")]
+    for r in out["rows"]:
+        if r.get("seeds"):
+            lines += ["", f"{r['model']}: HR@10 per seed " + ", ".join(f"{x:.4f}" for x in r["seed_hr10"])
+                      + f" (sample SD {r['hr10_sd']:.4f})"]
+    best = max((r for r in out["rows"] if r["model"].startswith("genrec") and not r.get("seeds")),
+               key=lambda r: r["sequential"]["hr@10"], default=None)
+    sasrecs = [r for r in out["rows"] if r["model"].startswith("SASRec") and not r.get("seeds")]
     # with several SASRec seeds, the best genrec row is held to the best of them (both picked on test)
     sas = max(sasrecs, key=lambda r: r["sequential"]["hr@10"], default=None)
     if best and sas:
@@ -92,6 +111,12 @@ def render(out: dict) -> str:
         of = f" (the best of {len(sasrecs)} SASRec seeds)" if len(sasrecs) > 1 else ""
         lines += ["", f"Goal genrec seq HR@10 >= SASRec's{of}: **{'met' if met else 'not met'}** "
                       f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}{budget})."]
+    sas_mean = next((r for r in out["rows"] if r["model"].startswith("SASRec") and r.get("seeds")), None)
+    for r in out["rows"]:
+        if r["model"].startswith("genrec") and r.get("seeds") and sas_mean:
+            g, b = r["sequential"]["hr@10"], sas_mean["sequential"]["hr@10"]
+            lines += ["", f"On means over seeds ({r['model']}, {r['seeds']} seeds, vs SASRec, {sas_mean['seeds']} "
+                          f"seeds): **{'met' if g >= b else 'not met'}** ({g:.4f} vs {b:.4f})."]
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +128,11 @@ def main() -> None:
     ap.add_argument("--genrec", action="append", default=[], metavar="LABEL=JSON",
                     help="a `genrec evaluate --out` result (repeatable)")
     ap.add_argument("--sasrec-seed", action="append", default=[], metavar="JSON",
-                    help="another bench_baselines.py run (--seed S --out STEM): adds its SASRec row (repeatable)")
+                    help="another bench_baselines.py run (--seed S --out STEM): adds its SASRec row and, with "
+                         "it, a row averaging the SASRec seeds (repeatable)")
+    ap.add_argument("--genrec-seeds", action="append", default=[], metavar="LABEL=JSON,JSON,...",
+                    help="the same genrec configuration at several training seeds: one row of their means "
+                         "(the goal is then also checked on means against the SASRec seeds; repeatable)")
     a = ap.parse_args()
     base = json.loads(Path(a.baselines).read_text())
     extra = []
@@ -122,8 +151,23 @@ def main() -> None:
         if res["users"] != base["users"] or res.get("split", "test") != "test":
             ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
         rows.append(genrec_row(label, res))
+    for spec in a.genrec_seeds:
+        label, sep, paths = spec.rpartition("=")
+        files = [x for x in paths.split(",") if x]
+        if not sep or not label or len(files) < 2:
+            ap.error(f"--genrec-seeds takes LABEL=JSON,JSON[,...] (two or more runs), got {spec!r}")
+        runs = []
+        for path in files:
+            res = json.loads(Path(path).read_text())
+            if res["users"] != base["users"] or res.get("split", "test") != "test":
+                ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have "
+                         f"{base['users']} test users")
+            runs.append(genrec_row(label, res))
+        rows.append(mean_row(f"genrec: {label}, mean of {len(runs)} training seeds", runs))
+    sas_rows = [r for r in baseline_rows(base) + extra if r["model"].startswith("SASRec")]
+    means = [mean_row(f"SASRec (RecBole), mean of {len(sas_rows)} seeds", sas_rows)] if len(sas_rows) > 1 else []
     out = {"dataset": base["dataset"], "users": base["users"], "protocol": base["protocol"],
-           "rows": rows + baseline_rows(base) + extra}
+           "rows": rows + baseline_rows(base) + extra + means}
     stem = RESULTS / f"headline_{base['dataset']}"
     atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     md = render(out)
