@@ -115,8 +115,8 @@ def render(out: dict) -> str:
     for r in out["rows"]:
         if r["model"].startswith("genrec") and r.get("seeds") and sas_mean:
             g, b = r["sequential"]["hr@10"], sas_mean["sequential"]["hr@10"]
-            lines += ["", f"On means over seeds ({r['model']}, {r['seeds']} seeds, vs SASRec, {sas_mean['seeds']} "
-                          f"seeds): **{'met' if g >= b else 'not met'}** ({g:.4f} vs {b:.4f})."]
+            lines += ["", f"On means over seeds ({r['model']} vs {sas_mean['model']}): "
+                          f"**{'met' if g >= b else 'not met'}** ({g:.4f} vs {b:.4f})."]
     return "\n".join(lines) + "\n"
 
 
