@@ -55,7 +55,8 @@ def test_means_over_seeds_and_the_best_row_give_their_own_verdicts(tmp_path, mon
     md = (tmp_path / "headline_toy.md").read_text()
     # the best genrec row (0.19) beats the best SASRec seed (0.186); the means (0.180 vs 0.181) do not
     assert "(the best of 2 SASRec seeds): **met** (0.1900 vs 0.1860" in md
-    assert "3 seeds, vs SASRec, 2 seeds): **not met** (0.1800 vs 0.1810)" in md
+    assert "(genrec: cfg, mean of 3 training seeds vs SASRec (RecBole), mean of 2 seeds): **not met** " \
+           "(0.1800 vs 0.1810)" in md
     assert "HR@10 per seed 0.1700, 0.1800, 0.1900 (sample SD 0.0100)" in md
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["headline.py", "--baselines", base, "--genrec-seeds", f"cfg={g[0]}"])
