@@ -142,32 +142,32 @@ def main() -> None:
             ap.error(f"{path}: {other['dataset']} / {other['users']} users, the baselines have "
                      f"{base['dataset']} / {base['users']}")
         extra += baseline_rows(other, popularity=False)
+
+    def genrec_result(path: str) -> dict:
+        """A `genrec evaluate --out` result, checked to be on the baselines' test users."""
+        res = json.loads(Path(path).read_text())
+        if res["users"] != base["users"] or res.get("split", "test") != "test":
+            ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
+        return res
+
     rows = []
     for spec in a.genrec:
         label, sep, path = spec.rpartition("=")
         if not sep or not label:
             ap.error(f"--genrec takes LABEL=JSON, got {spec!r}")
-        res = json.loads(Path(path).read_text())
-        if res["users"] != base["users"] or res.get("split", "test") != "test":
-            ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
-        rows.append(genrec_row(label, res))
+        rows.append(genrec_row(label, genrec_result(path)))
     for spec in a.genrec_seeds:
         label, sep, paths = spec.rpartition("=")
         files = [x for x in paths.split(",") if x]
         if not sep or not label or len(files) < 2:
             ap.error(f"--genrec-seeds takes LABEL=JSON,JSON[,...] (two or more runs), got {spec!r}")
-        runs = []
-        for path in files:
-            res = json.loads(Path(path).read_text())
-            if res["users"] != base["users"] or res.get("split", "test") != "test":
-                ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have "
-                         f"{base['users']} test users")
-            runs.append(genrec_row(label, res))
+        runs = [genrec_row(label, genrec_result(path)) for path in files]
         rows.append(mean_row(f"genrec: {label}, mean of {len(runs)} training seeds", runs))
-    sas_rows = [r for r in baseline_rows(base) + extra if r["model"].startswith("SASRec")]
+    base_rows = baseline_rows(base) + extra
+    sas_rows = [r for r in base_rows if r["model"].startswith("SASRec")]
     means = [mean_row(f"SASRec (RecBole), mean of {len(sas_rows)} seeds", sas_rows)] if len(sas_rows) > 1 else []
     out = {"dataset": base["dataset"], "users": base["users"], "protocol": base["protocol"],
-           "rows": rows + baseline_rows(base) + extra + means}
+           "rows": rows + base_rows + means}
     stem = RESULTS / f"headline_{base['dataset']}"
     atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     md = render(out)
