@@ -268,6 +268,9 @@ class TrainConfig:
                                "random position); raises how often the latest items are dense targets")
     item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
                              "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
+    ema: float = _f(0.0, "decay of an exponential moving average of the trainable weights (0 = off; 0.995 "
+                    "averages over ~200 steps): validation scores the averaged weights and keep-best saves "
+                    "them; <out>/last keeps the raw weights and the average, so --resume is exact")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")
     seed: int = _f(0, "training seed")
@@ -280,6 +283,11 @@ class TrainConfig:
             raise ConfigError(f"train.item_lr must be > 0, got {self.item_lr}")
         if self.item_negatives < 0:
             raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
+        if self.ema and self.eval_users < 1:
+            raise ConfigError("train.ema: the averaged weights are saved by keep-best (<out>/best), which needs "
+                              "validation; set train.eval_users > 0")
         if not 0.0 <= self.recent_windows <= 1.0:
             raise ConfigError(f"train.recent_windows must be in [0, 1], got {self.recent_windows}")
         for fam, w in (self.mixture or {}).items():

@@ -12,9 +12,13 @@ target (text IDs, yes/no, explanations) with the token cross-entropy.
 Checkpoints (`<out>/last`, `<out>/best`) are written atomically: an
 interrupted run (Ctrl-C included) leaves the previous one intact.
 `last/` also holds `trainer_state.json` + `optimizer.safetensors` for resuming.
+With `train.ema` the loop also keeps an exponential moving average of the
+trainable weights: validation scores the average, `best/` holds it, and
+`last/` keeps the raw weights (and the average, in the optimizer file).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -63,9 +67,12 @@ def image_features(recipe: Recipe, ds: PreparedDataset, data_dir: Path, features
 
 
 # ---------------------------------------------------------------- optimizer state without pickle
-def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
+def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path, avg: "WeightAverage | None" = None) -> None:
     sd = opt.state_dict()
     tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
+    if avg is not None:
+        tensors.update({f"ema.{i}": s.detach().cpu().contiguous() for i, s in enumerate(avg.shadow)})
+        meta["ema_updates"] = avg.updates
     for pid, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
@@ -78,12 +85,20 @@ def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
     (path / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
+def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path, avg: "WeightAverage | None" = None) -> None:
     tensors = load_file(str(path / "optimizer.safetensors"))
     meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
+    if avg is not None:
+        shadow = [tensors.get(f"ema.{i}") for i in range(len(avg.shadow))]
+        if "ema_updates" not in meta or any(t is None for t in shadow):
+            raise CheckpointError(f"{path}: this run was trained without train.ema (no weight average to "
+                                  "resume); resume it without train.ema, or start a new run")
+        for own, t in zip(avg.shadow, shadow):
+            own.copy_(t)
+        avg.updates = int(meta["ema_updates"])
     state: dict = {}
     for key, v in tensors.items():
-        if key == "rng.torch":
+        if key == "rng.torch" or key.startswith("ema."):
             continue
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
@@ -151,6 +166,38 @@ def param_groups(model: GenRecModel, tc) -> list[dict]:
     return [{"params": rest, "lr": tc.lr}, {"params": items, "lr": tc.item_lr}]
 
 
+# ---------------------------------------------------------------- weight averaging
+class WeightAverage:
+    """Exponential moving average of the trainable weights (Polyak averaging, as timm's ModelEmaV2):
+    after the n-th optimizer step, shadow <- d * shadow + (1 - d) * weight with
+    d = min(decay, (1 + n) / (10 + n)), so the first steps are not dominated by the initial
+    weights. `applied()` swaps the average into the model for validation and saving."""
+
+    def __init__(self, params: list[torch.nn.Parameter], decay: float):
+        self.params, self.decay, self.updates = params, decay, 0
+        self.shadow = [p.detach().float().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for s, p in zip(self.shadow, self.params):
+            s.lerp_(p.detach().float(), 1.0 - d)
+
+    @contextlib.contextmanager
+    def applied(self):
+        keep = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for s, p in zip(self.shadow, self.params):
+                p.copy_(s.to(p.dtype))
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, p in zip(keep, self.params):
+                    p.copy_(k)
+
+
 # ---------------------------------------------------------------- the loop
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
           progress: bool = True, log=print) -> dict:
@@ -194,9 +241,11 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     params = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(tc.warmup * tc.steps), tc.steps)
+    avg = WeightAverage(params, tc.ema) if tc.ema else None
     if resume:
-        _load_optimizer(opt, sched, last)
+        _load_optimizer(opt, sched, last, avg)
     model, opt, sched = acc.prepare(model, opt, sched)
+    averaged = avg.applied if avg is not None else contextlib.nullcontext
     raw = acc.unwrap_model(model)
     templates = load_templates()
     fams, probs = mixture(recipe)
@@ -217,7 +266,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
 
     def validate() -> dict:
         raw.eval()
-        with torch.no_grad(), acc.autocast():
+        with torch.no_grad(), acc.autocast(), averaged():
             raw.set_task("sequential")
             r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", tc.max_history,
                                 images, batch_size=16, progress=False, seed=tc.seed)
@@ -231,13 +280,15 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             # best/ first, then last/ (whose trainer_state names it): an interruption in between
             # resumes from the older last/ and redoes this evaluation
             state.update(best_hr10=res["hr@10"], best_step=step)
-            raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
+            with averaged():
+                raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res,
+                                                         **({"ema": tc.ema} if avg is not None else {})})
         st = {**state, "step": step, "recipe": to_dict(recipe)}
 
         def extra(tmp: Path) -> None:
             (tmp / "trainer_state.json").write_text(json.dumps(st, indent=2), encoding="utf-8")
             _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched.scheduler
-                            if hasattr(sched, "scheduler") else sched, tmp)
+                            if hasattr(sched, "scheduler") else sched, tmp, avg)
         raw.save_pretrained(last, extra=meta, write_extra=extra)
 
     model.train()
@@ -260,6 +311,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
+                    if avg is not None and acc.sync_gradients:
+                        avg.update()
                 n_ex += len(exs)
                 lv = float(loss.detach())
                 if not math.isfinite(lv):

@@ -279,3 +279,83 @@ def test_training_a_low_rank_item_table_keeps_its_initial_rows_and_resumes(cyc, 
     assert torch.equal(sa["item_emb.base"], fresh.item_emb.base)
     assert sa["item_emb.a"].abs().sum() > 0 and sa["item_emb.c"].abs().sum() > 0
     assert a["steps"] == 4
+
+
+def test_weight_average_matches_hand_computed_values():
+    from genrec.train import WeightAverage
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+    avg = WeightAverage([p], decay=0.5)
+    with torch.no_grad():
+        p.copy_(torch.tensor([3.0, 0.0]))
+    avg.update()  # n=1: d = min(0.5, 2/11) = 2/11 -> 2/11 * [1, -2] + 9/11 * [3, 0]
+    torch.testing.assert_close(avg.shadow[0], torch.tensor([29 / 11, -4 / 11]))
+    with torch.no_grad():
+        p.copy_(torch.tensor([0.0, 0.0]))
+    avg.update()  # n=2: d = 3/12
+    torch.testing.assert_close(avg.shadow[0], torch.tensor([29 / 44, -1 / 11]), rtol=1e-6, atol=0)
+    with torch.no_grad():
+        p.copy_(torch.tensor([1.0, 1.0]))
+    for _ in range(7):  # n=3..9; from n=8 on (1+n)/(10+n) >= 0.5, so d = decay
+        avg.update()
+    want = torch.tensor([29 / 44, -1 / 11])
+    for n in range(3, 10):
+        d = min(0.5, (1 + n) / (10 + n))
+        want = d * want + (1 - d) * torch.tensor([1.0, 1.0])
+    assert avg.updates == 9
+    torch.testing.assert_close(avg.shadow[0], want, rtol=1e-6, atol=0)
+    with avg.applied():
+        torch.testing.assert_close(p.detach(), avg.shadow[0])
+    assert torch.equal(p.detach(), torch.ones(2))  # the raw weights are back
+
+
+def test_ema_best_holds_the_average_and_resume_is_exact(cyc, tmp_path, monkeypatch):
+    recipe = tiny_recipe(steps=6, eval_every=3, ema=0.9)
+    a = train(recipe, cyc, tmp_path / "a", progress=False)
+    best_step = a["best_step"]
+    # the best checkpoint is the average: it differs from the raw weights of the same step,
+    # and it is what validation scored
+    raw_run = train(tiny_recipe(steps=6, eval_every=3), cyc, tmp_path / "raw", progress=False)
+    sa, sr = trainables(tmp_path / "a/best"), trainables(tmp_path / "raw/last")
+    assert any(not torch.allclose(sa[k], sr[k]) for k in sa)
+    import yaml
+    assert yaml.safe_load((tmp_path / "a/best/config.yaml").read_text())["ema"] == 0.9
+    from genrec.data.dataset import PreparedDataset
+    from genrec.evaluate import eval_sequential, eval_users
+    from genrec.batches import Collator
+    from genrec.prompts import load_templates
+    ds = PreparedDataset.load(cyc)
+    m = GenRecModel.from_pretrained(tmp_path / "a/best")
+    t = next(t for t in load_templates()["sequential"] if t.seen and t.answer == "item")
+    with torch.no_grad():
+        m.set_task("sequential")
+        res = eval_sequential(m.eval(), ds, Collator(m, None), t, eval_users(ds, "valid", 20, 0), "valid", 4, None,
+                              batch_size=16, progress=False, seed=0)
+    st = json.loads((tmp_path / "a/last/trainer_state.json").read_text())
+    assert res["hr@10"] == pytest.approx(st["best_hr10"]) and best_step == st["best_step"]
+    assert raw_run["last_loss"] == pytest.approx(a["last_loss"], rel=1e-5)  # averaging never touches training
+    # interrupted during step 4 and resumed: the same raw weights and the same average
+    with monkeypatch.context() as mp:
+        interrupt_on_call(mp, 4)
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
+    train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
+    for name in ("last", "best"):
+        x, y = trainables(tmp_path / "a" / name), trainables(tmp_path / "b" / name)
+        for k in x:
+            torch.testing.assert_close(x[k], y[k], rtol=1e-4, atol=1e-6)
+    from safetensors.torch import load_file
+    oa, ob = load_file(str(tmp_path / "a/last/optimizer.safetensors")), load_file(str(tmp_path / "b/last/optimizer.safetensors"))
+    assert "ema.0" in oa
+    for k in (k for k in oa if k.startswith("ema.")):
+        torch.testing.assert_close(oa[k], ob[k], rtol=1e-4, atol=1e-6)
+    # resuming a run made without the average, with it: a clear error, nothing changed
+    with pytest.raises(CheckpointError, match="trained without train.ema"):
+        train(recipe, cyc, tmp_path / "raw", resume=True, progress=False)
+
+
+def test_ema_config_errors():
+    from genrec.config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError, match=r"train.ema must be in \[0, 1\)"):
+        TrainConfig(ema=1.0)
+    with pytest.raises(ConfigError, match="needs validation"):
+        TrainConfig(ema=0.99, eval_users=0)
