@@ -268,6 +268,9 @@ class TrainConfig:
                                "random position); raises how often the latest items are dense targets")
     item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
                              "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
+    label_smoothing: float = _f(0.0, "atomic items: label smoothing of the item cross-entropy while training "
+                                "(0.1 moves 10% of each target's probability evenly over the whole catalogue); "
+                                "0 = off; needs the full softmax (train.item_negatives 0)")
     ema: float = _f(0.0, "decay of an exponential moving average of the trainable weights (0 = off; 0.995 "
                     "averages over ~200 steps): validation scores the averaged weights and keep-best saves "
                     "them; <out>/last keeps the raw weights and the average, so --resume is exact")
@@ -283,6 +286,11 @@ class TrainConfig:
             raise ConfigError(f"train.item_lr must be > 0, got {self.item_lr}")
         if self.item_negatives < 0:
             raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"train.label_smoothing must be in [0, 1) (0 = off), got {self.label_smoothing}")
+        if self.label_smoothing and self.item_negatives:
+            raise ConfigError("train.label_smoothing spreads probability over the whole catalogue, so it needs "
+                              "the full softmax: set train.item_negatives 0 or train.label_smoothing 0")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
         if self.ema and self.eval_users < 1:

@@ -315,3 +315,23 @@ def test_low_rank_item_table_starts_like_the_full_one_and_trains_only_rank_r_per
         ModelConfig(item_tokens="atomic", item_rank=-1)
     with pytest.raises(ConfigError, match="atomic item tokens"):
         ModelConfig(item_tokens="text", item_rank=8)
+
+
+def test_label_smoothing_is_the_smoothed_cross_entropy_in_training_only():
+    import dataclasses
+    rec = tiny_recipe(item_tokens="atomic")
+    eps = 0.2
+    smooth = dataclasses.replace(rec, train=dataclasses.replace(rec.train, label_smoothing=eps))
+    m = random_item_table_model(seed=3, recipe=smooth, std=0.5)
+    h = torch.randn(5, m.item_emb.weight.shape[1])
+    y = torch.tensor([0, 3, 3, 8, 11])
+    with torch.no_grad():
+        logp = torch.log_softmax(h @ m.item_emb.out.T + m.item_emb.bias, -1)  # [5, 12]
+        nll = -logp[torch.arange(5), y]
+        uniform = -logp.mean(-1)  # cross-entropy against the uniform distribution over 12 items
+        by_hand = ((1 - eps) * nll + eps * uniform).mean()
+        m.train()
+        torch.testing.assert_close(_loss(m, h, y), by_hand, rtol=1e-5, atol=1e-6)
+        assert by_hand > nll.mean()  # the targets here are not the uniform argmax: smoothing changes the loss
+        m.eval()  # validation and evaluation read the plain likelihood
+        torch.testing.assert_close(_loss(m, h, y), nll.mean(), rtol=1e-5, atol=1e-6)

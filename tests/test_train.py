@@ -359,3 +359,16 @@ def test_ema_config_errors():
         TrainConfig(ema=1.0)
     with pytest.raises(ConfigError, match="needs validation"):
         TrainConfig(ema=0.99, eval_users=0)
+
+
+def test_label_smoothing_config_errors(tmp_path):
+    from genrec.config import ConfigError, TrainConfig
+    with pytest.raises(ConfigError, match=r"train.label_smoothing must be in \[0, 1\)"):
+        TrainConfig(label_smoothing=1.0)
+    with pytest.raises(ConfigError, match="needs the full softmax"):
+        TrainConfig(label_smoothing=0.1, item_negatives=8)
+    # items written as text have no item cross-entropy to smooth: an error before anything is written
+    with pytest.raises(ValueError, match="atomic items"):
+        train(tiny_recipe(item_tokens="text", label_smoothing=0.1), cyclic_dataset(tmp_path),
+              tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -287,7 +287,8 @@ class GenRecModel(nn.Module):
         return out.last_hidden_state[:, -1]  # [B, D]
 
     def _item_loss(self, h: torch.Tensor, y: torch.Tensor) -> ModelOutput:
-        """Cross-entropy over the item block: full softmax, or (training with train.item_negatives = N)
+        """Cross-entropy over the item block: full softmax (label-smoothed in training when
+        train.label_smoothing is set), or (training with train.item_negatives = N)
         a sampled softmax over the batch's distinct targets plus N uniform negatives, where an
         accidental hit (a sampled item equal to the row's target) is masked out."""
         n_neg = self.recipe.train.item_negatives
@@ -295,7 +296,8 @@ class GenRecModel(nn.Module):
         n_items = rows.shape[0]
         if not self.training or not n_neg or n_neg >= n_items:
             logits = self.item_logits(h).float()  # [N, I]
-            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits)
+            ls = self.recipe.train.label_smoothing if self.training else 0.0
+            return ModelOutput(loss=nn.functional.cross_entropy(logits, y, label_smoothing=ls), logits=logits)
         neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
         cand = torch.cat([y.unique(), neg])  # [C]
         logits = (h.to(rows.dtype) @ rows[cand].T + self.item_emb.bias[cand]).float()
