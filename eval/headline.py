@@ -8,6 +8,13 @@ Reads what the other steps wrote — `genrec evaluate --out X.json` for each gen
     .venv/bin/python eval/headline.py --baselines eval/results/baselines_movielens-100k.json \\
         --genrec "SmolLM2-135M + LoRA, seq50 recipe=eval/results/genrec_ml100k_seq50.json"
 
+The committed tables are regenerated from argument files, one argument per line
+(`eval/headline_movielens-100k.args`, `eval/headline_movielens-1m.args`)::
+
+    .venv/bin/python eval/headline.py @eval/headline_movielens-100k.args
+
+Each row of the JSON names the result file(s) it was read from (`source` / `sources`).
+
 Direct (1 held-out + 99 sampled candidates) is scored for every row from the same per-user item
 scores as sequential when the model has them (SASRec, popularity, genrec with atomic items:
 `candidates_from_sequential`); genrec's P5-style direct template (candidates in the prompt, no
@@ -30,7 +37,7 @@ def _fmt(x) -> str:
     return "—" if x is None else f"{x:.4f}"
 
 
-def genrec_row(label: str, res: dict) -> dict:
+def genrec_row(label: str, res: dict, source: str | None = None) -> dict:
     seq = res["families"]["sequential"]
     tid = next(k for k in seq if not k.startswith("mean_"))
     s = seq[tid]
@@ -38,7 +45,7 @@ def genrec_row(label: str, res: dict) -> dict:
     direct_t = res["families"].get("direct", {})
     dt = next((k for k in direct_t if not k.startswith("mean_")), None)
     tr = res.get("training", {})
-    return {"model": f"genrec: {label}", "users": res["users"], "sequential": {k: s[k] for k in KEYS},
+    return {"model": f"genrec: {label}", "source": source, "users": res["users"], "sequential": {k: s[k] for k in KEYS},
             "direct": {k: d[k] for k in KEYS} if d else None,
             "direct_template": {"template": dt, **{k: direct_t[dt][k] for k in KEYS}} if dt else None,
             "train_seconds": tr.get("train_seconds"), "train_note": tr.get("note"),
@@ -64,6 +71,7 @@ def mean_row(model: str, rows: list[dict]) -> dict:
     import statistics
     hr = [r["sequential"]["hr@10"] for r in rows]
     out = {"model": model, "users": rows[0]["users"], "seeds": len(rows), "seed_hr10": hr,
+           "sources": [r["source"] for r in rows if r.get("source")],
            "hr10_sd": statistics.stdev(hr) if len(hr) > 1 else 0.0,
            "sequential": {k: statistics.fmean(r["sequential"][k] for r in rows) for k in KEYS},
            "direct": ({k: statistics.fmean(r["direct"][k] for r in rows) for k in KEYS}
@@ -123,7 +131,8 @@ def render(out: dict) -> str:
 def main() -> None:
     from genrec.atomic import atomic_write_text
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 fromfile_prefix_chars="@")
     ap.add_argument("--baselines", required=True, help="eval/results/baselines_<dataset>.json")
     ap.add_argument("--genrec", action="append", default=[], metavar="LABEL=JSON",
                     help="a `genrec evaluate --out` result (repeatable)")
@@ -155,13 +164,13 @@ def main() -> None:
         label, sep, path = spec.rpartition("=")
         if not sep or not label:
             ap.error(f"--genrec takes LABEL=JSON, got {spec!r}")
-        rows.append(genrec_row(label, genrec_result(path)))
+        rows.append(genrec_row(label, genrec_result(path), path))
     for spec in a.genrec_seeds:
         label, sep, paths = spec.rpartition("=")
         files = [x for x in paths.split(",") if x]
         if not sep or not label or len(files) < 2:
             ap.error(f"--genrec-seeds takes LABEL=JSON,JSON[,...] (two or more runs), got {spec!r}")
-        runs = [genrec_row(label, genrec_result(path)) for path in files]
+        runs = [genrec_row(label, genrec_result(path), path) for path in files]
         rows.append(mean_row(f"genrec: {label}, mean of {len(runs)} training seeds", runs))
     base_rows = baseline_rows(base) + extra
     sas_rows = [r for r in base_rows if r["model"].startswith("SASRec")]

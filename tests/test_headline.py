@@ -63,3 +63,22 @@ def test_means_over_seeds_and_the_best_row_give_their_own_verdicts(tmp_path, mon
     with pytest.raises(SystemExit):
         hl.main()
     assert "two or more runs" in capsys.readouterr().err
+
+
+def test_an_argument_file_gives_the_same_table_and_rows_name_their_sources(tmp_path, monkeypatch, capsys):
+    hl = load_headline()
+    monkeypatch.setattr(hl, "RESULTS", tmp_path)
+    g = [genrec_json(tmp_path / f"g{i}.json", hr, 100) for i, hr in enumerate((0.17, 0.19))]
+    base = baselines_json(tmp_path / "b.json", 0.186, 2020)
+    args = ["--baselines", base, "--genrec", f"one, with a comma={g[0]}", "--genrec-seeds", "cfg=" + ",".join(g)]
+    monkeypatch.setattr(sys, "argv", ["headline.py", *args])
+    hl.main()
+    direct = (tmp_path / "headline_toy.md").read_text()
+    (tmp_path / "headline_toy.md").unlink()
+    (tmp_path / "h.args").write_text("\n".join(args) + "\n")  # one argument per line, spaces kept
+    monkeypatch.setattr(sys, "argv", ["headline.py", f"@{tmp_path / 'h.args'}"])
+    hl.main()
+    assert (tmp_path / "headline_toy.md").read_text() == direct
+    rows = {r["model"]: r for r in json.loads((tmp_path / "headline_toy.json").read_text())["rows"]}
+    assert rows["genrec: one, with a comma"]["source"] == g[0]
+    assert rows["genrec: cfg, mean of 2 training seeds"]["sources"] == g
