@@ -316,6 +316,12 @@ class Recipe:
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __post_init__(self) -> None:
+        # checks that span two sections (one section's own ranges are checked by its class)
+        if self.train.label_smoothing and self.model.item_tokens != "atomic":
+            raise ConfigError("train.label_smoothing applies to atomic item tokens (model.item_tokens=atomic): "
+                              "items written as text have no item cross-entropy to smooth")
+
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a recipe YAML and apply `section.key` overrides, validating everything."""

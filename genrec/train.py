@@ -207,9 +207,6 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     data_dir, out = Path(data_dir), Path(out)
     ds = PreparedDataset.load(data_dir)
     tc = recipe.train
-    if tc.label_smoothing and recipe.model.item_tokens != "atomic":
-        raise ValueError("train.label_smoothing applies to the atomic items' cross-entropy "
-                         "(model.item_tokens=atomic); this recipe writes items as text")
     last = out / "last"
     state = {"step": 0, "best_hr10": -1.0, "best_step": None, "evals": []}
     if resume:
