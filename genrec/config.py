@@ -266,6 +266,12 @@ class TrainConfig:
     recent_windows: float = _f(0.0, "fraction of training prompts whose target is the user's last training "
                                "item, so the history is the user's most recent one (the rest: a uniformly "
                                "random position); raises how often the latest items are dense targets")
+    user_weights: str = _f("uniform", "how often each user is drawn for a training prompt: uniform (every user "
+                           "alike), interactions (in proportion to the user's training targets, as training on "
+                           "every interaction once per epoch does, SASRec's data) or windows (in proportion to "
+                           "max(targets, max_history): each interaction about equally often, since one prompt "
+                           "covers up to max_history of a user's targets with train.dense_items)",
+                           ("uniform", "interactions", "windows"))
     item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
                              "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
     label_smoothing: float = _f(0.0, "atomic items: label smoothing of the item cross-entropy while training "

@@ -122,8 +122,22 @@ def mixture(recipe: Recipe) -> tuple[list[str], np.ndarray]:
     return fams, p / p.sum()
 
 
-def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed, process, step, micro):
-    """The micro-batch for (step, micro): deterministic, no state carried between calls."""
+def user_probabilities(ds, users: np.ndarray, tc) -> np.ndarray | None:
+    """Each training user's chance to be drawn per prompt under train.user_weights (None: uniform,
+    drawn with the plain integer draw so uniform recipes keep their exact random stream)."""
+    if tc.user_weights == "uniform":
+        return None
+    targets = np.array([max(n_train_items(ds, int(u)) - 1, 0) for u in users], dtype=np.float64)
+    w = targets if tc.user_weights == "interactions" else np.maximum(targets, tc.max_history) * (targets > 0)
+    if w.sum() <= 0:
+        raise ValueError("no training examples could be drawn (every user's history is too short)")
+    return w / w.sum()
+
+
+def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed, process, step, micro,
+                 user_p: np.ndarray | None = None):
+    """The micro-batch for (step, micro): deterministic, no state carried between calls. `user_p`: each
+    user's draw probability (`user_probabilities`), None = uniform."""
     rng = np.random.default_rng([seed, process, step, micro])
     fam = fams[int(rng.choice(len(fams), p=probs))]
     seen = [t for t in templates[fam] if t.seen and (not recipe.train.templates or t.id in recipe.train.templates)]
@@ -132,7 +146,7 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     tries = 0
     while len(exs) < recipe.train.batch_size and tries < 20 * recipe.train.batch_size:
         tries += 1
-        u = int(users[rng.integers(len(users))])
+        u = int(users[rng.integers(len(users))] if user_p is None else users[rng.choice(len(users), p=user_p)])
         pos = None
         # drawn only when on, so recipes without it keep their exact random stream
         if recipe.train.recent_windows > 0 and rng.random() < recipe.train.recent_windows:
@@ -260,6 +274,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             raise ValueError(f"train.templates names no template of family {missing[0]!r}, which train.mixture "
                              "samples; add one or set its weight to 0")
     users = np.array([u for u in range(ds.n_users) if len(ds.sequence(u)) >= 4])
+    user_p = user_probabilities(ds, users, tc)
     val_users = eval_users(ds, "valid", tc.eval_users, tc.seed)
     val_t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
     meta = {"data_dir": str(data_dir.resolve()), "data_fingerprint": data_fingerprint(ds)}
@@ -301,7 +316,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         for step in range(start + 1, tc.steps + 1):
             for micro in range(tc.grad_accum):
                 fam, t, exs = sample_batch(ds, raw, templates, fams, probs, users, recipe, images, tc.seed,
-                                           acc.process_index, step, micro)
+                                           acc.process_index, step, micro, user_p)
                 raw.set_task(fam)
                 with acc.accumulate(model), acc.autocast():
                     loss = compute_loss(model, raw, collator, t, exs, acc.device)

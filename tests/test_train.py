@@ -375,3 +375,68 @@ def test_label_smoothing_config_errors():
     from genrec.config import load_recipe
     with pytest.raises(ConfigError, match="applies to atomic item tokens"):
         load_recipe(Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml", {"model.item_tokens": "text", "train.label_smoothing": 0.1})
+
+
+def _uneven_dataset(tmp_path):
+    """Three users with 5, 12 and 30 interactions (2, 9 and 27 training targets after the
+    leave-one-out split keeps the last two for valid/test and the first has no history)."""
+    from genrec.config import DataConfig
+    from genrec.data.dataset import PreparedDataset
+    from genrec.data.loaders import load_raw
+
+    rows = ["user,item,timestamp"]
+    for u, n in enumerate((5, 12, 30)):
+        rows += [f"u{u},i{(u * 11 + j) % 40},{j}" for j in range(n)]
+    (tmp_path / "uneven.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "uneven_items.csv").write_text("\n".join(["item,title"] + [f"i{i},Film {i}" for i in range(40)]) + "\n")
+    cfg = DataConfig(source="table", path=str(tmp_path / "uneven.csv"), items_path=str(tmp_path / "uneven_items.csv"),
+                     k_core=1, n_candidates=10)
+    PreparedDataset.build(load_raw(cfg), cfg).save(tmp_path / "ds")
+    return PreparedDataset.load(tmp_path / "ds")
+
+
+def test_user_weights_draw_users_in_proportion_to_their_targets_or_windows(tmp_path):
+    import numpy as np
+
+    from genrec.config import TrainConfig
+    from genrec.prompts import load_templates
+    from genrec.train import mixture, sample_batch, user_probabilities
+
+    ds = _uneven_dataset(tmp_path)
+    users = np.arange(ds.n_users)
+    from genrec.data.examples import n_train_items
+    order = np.argsort([n_train_items(ds, u) for u in users])  # the 5-, 12- and 30-interaction users
+    assert [n_train_items(ds, u) for u in users[order]] == [3, 10, 28]
+    assert user_probabilities(ds, users, TrainConfig(user_weights="uniform")) is None
+    p_int = user_probabilities(ds, users, TrainConfig(user_weights="interactions", max_history=4))
+    p_win = user_probabilities(ds, users, TrainConfig(user_weights="windows", max_history=4))
+    p_win10 = user_probabilities(ds, users, TrainConfig(user_weights="windows", max_history=10))
+    np.testing.assert_allclose(p_int[order], np.array([2, 9, 27]) / 38)  # targets 2, 9, 27
+    np.testing.assert_allclose(p_win[order], np.array([4, 9, 27]) / 40)  # max(targets, 4)
+    np.testing.assert_allclose(p_win10[order], np.array([10, 10, 27]) / 47)  # max(targets, 10)
+
+    templates = load_templates()
+    counts = {}
+    for w, p in (("uniform", None), ("interactions", p_int)):
+        recipe = tiny_recipe(user_weights=w, max_history=4, templates=("seq-1",), batch_size=8)
+        model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
+        fams, probs = mixture(recipe)
+        c = np.zeros(ds.n_users)
+        for step in range(100):
+            _, _, exs = sample_batch(ds, model, templates, fams, probs, users, recipe, None, 0, 0, step, 0, p)
+            for e in exs:
+                c[e.user] += 1
+        counts[w] = c[order] / c.sum()
+    np.testing.assert_allclose(counts["uniform"], [1 / 3] * 3, atol=0.04)  # 800 draws: SD ~0.017
+    np.testing.assert_allclose(counts["interactions"], np.array([2, 9, 27]) / 38, atol=0.04)
+
+    import yaml
+    train(tiny_recipe(steps=2, user_weights="windows"), tmp_path / "ds", tmp_path / "run", progress=False)
+    assert yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())["train"]["user_weights"] == "windows"
+
+
+def test_unknown_user_weights_is_a_config_error():
+    from genrec.config import ConfigError, TrainConfig, load_recipe
+    with pytest.raises(ConfigError, match="user_weights"):
+        load_recipe(Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml", {"train.user_weights": "sqrt"})
+    TrainConfig(user_weights="windows")
