@@ -1,7 +1,8 @@
 """The headline table: genrec checkpoints next to popularity and SASRec, same split, same users.
 
 Reads what the other steps wrote — `genrec evaluate --out X.json` for each genrec checkpoint
-(with a `training` block added: command, train seconds, examples; see eval/README.md) and
+(its `training` block — command, train seconds, examples, peak memory — copied by `genrec evaluate`
+from the run's `train_summary.json`; see eval/README.md) and
 `eval/bench_baselines.py`'s `eval/results/baselines_<dataset>.json` — and writes
 `eval/results/headline_<dataset>.{json,md}`. No model is run here.
 

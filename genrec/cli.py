@@ -308,7 +308,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
     if ns.threads:
         torch.set_num_threads(ns.threads)
     recipe = _load_recipe(ns)
-    s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet)
+    import shlex
+    s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet,
+              command=shlex.join(["genrec", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None)
     best = f"best valid HR@10 {s['best_valid_hr10']:.4f} at step {s['best_step']}" if s["best_step"] else "no validation"
     print(f"trained {recipe.name}: {s['steps']} steps ({s['examples']:,} examples, {s['examples_per_s']} ex/s, "
           f"{s['seconds']} s, peak memory {s['peak_rss_mb']:,} MB), final loss {s['final_loss']:.4f}, {best} -> "
@@ -375,6 +377,10 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from genrec.train import peak_memory
     res.update(peak_memory())
     res["checkpoint"] = str(ck)
+    from genrec.train import training_record
+    tr = training_record(ck)
+    if tr is not None:  # the run's own summary, written by genrec train beside the checkpoint
+        res["training"] = tr
     table = results_table(res)
     print(table)
     print(f"evaluated {res['users']} users in {res['seconds']} s, peak memory {res['peak_rss_mb']:,} MB")

@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from genrec.atomic import atomic_write_text
 from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
@@ -214,7 +215,10 @@ class WeightAverage:
 
 # ---------------------------------------------------------------- the loop
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
-          progress: bool = True, log=print) -> dict:
+          progress: bool = True, log=print, command: str | None = None) -> dict:
+    """Train `recipe` on the prepared dataset at `data_dir` into `out` (see the module docstring).
+    Returns the run's summary, also written to `<out>/train_summary.json` (with `command`, the
+    command line to record, and the validation scores by step) for `genrec evaluate` to report."""
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -359,7 +363,34 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema, "last_loss": lv,
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out),
                **peak_memory()}
+    if acc.is_main_process:
+        atomic_write_text(out / SUMMARY_FILE, json.dumps({**summary, "command": command, "evals": state["evals"]},
+                                                         indent=2) + "\n")
     return summary
+
+
+SUMMARY_FILE = "train_summary.json"
+
+
+def training_record(ckpt: str | Path) -> dict | None:
+    """What `genrec evaluate` reports about how a checkpoint was trained: the run summary that
+    `train` wrote beside it (`<run>/train_summary.json`, for `<run>/best` or `<run>/last`), or None
+    when there is none (a checkpoint from elsewhere, or a run still going). For a resumed run the
+    seconds and examples are those of the last (resumed) part."""
+    path = Path(ckpt).parent / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text(encoding="utf-8"))
+    step = None
+    cfg = Path(ckpt) / "config.yaml"
+    if cfg.is_file():
+        import yaml
+        step = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("step")
+    return {"command": s.get("command"), "train_seconds": s["seconds"], "examples": s["examples"],
+            "examples_per_s": s["examples_per_s"], "steps": s["steps"], "resumed_from": s.get("resumed_from", 0),
+            "best_step": s["best_step"], "checkpoint_step": step, "peak_rss_mb": s.get("peak_rss_mb"),
+            "final_loss": s["final_loss"],
+            "valid_by_step": [{"step": e["step"], "hr@10": e["hr@10"]} for e in s.get("evals", [])]}
 
 
 def _sigterm_as_interrupt():

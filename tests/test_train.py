@@ -126,20 +126,32 @@ def test_training_bad_inputs(cyc, tmp_path, ml100k):
         check_dataset(tmp_path / "r/last", ml100k)
 
 
-def test_cli_train_then_evaluate(cyc, tmp_path, capsys):
+def test_cli_train_then_evaluate(cyc, tmp_path, capsys, monkeypatch):
+    import sys
+
     from genrec.cli import main
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: {backbone: tiny-llama, clip_model: genrec-tiny-clip, clip_pretrained: none, "
                       "item_tokens: text, max_length: 96}\nadapter: {type: lora, r: 4}\n"
                       "train: {steps: 3, batch_size: 4, eval_every: 0, eval_users: 5, precision: 'no', max_history: 3}\n")
-    assert main(["train", str(recipe), "--data", str(cyc), "--out", str(tmp_path / "run"), "--quiet",
-                 "--train.steps", "4"]) == 0
+    args = ["train", str(recipe), "--data", str(cyc), "--out", str(tmp_path / "run"), "--quiet", "--train.steps", "4"]
+    monkeypatch.setattr(sys, "argv", ["/somewhere/bin/genrec", *args])  # as the console script sees it
+    assert main(args) == 0
     assert "trained r: 4 steps" in capsys.readouterr().out
     out = tmp_path / "eval.json"
     assert main(["evaluate", str(tmp_path / "run/best"), "--users", "6", "--quiet", "--out", str(out),
                  "--families", "sequential,direct"]) == 0
     res = json.loads(out.read_text())
     assert res["users"] == 6 and set(res["families"]) == {"sequential", "direct"}
+    # the run's summary (written by train beside best/ and last/) comes along as the training block
+    summary = json.loads((tmp_path / "run/train_summary.json").read_text())
+    tr = res["training"]
+    assert summary["steps"] == tr["steps"] == tr["checkpoint_step"] == 4 and tr["resumed_from"] == 0
+    assert tr["train_seconds"] == summary["seconds"] > 0 and tr["examples"] == summary["examples"] == 16
+    assert tr["best_step"] == 4 and [e["step"] for e in tr["valid_by_step"]] == [4]  # eval_every 0: at the end
+    assert tr["valid_by_step"][0]["hr@10"] == summary["evals"][0]["hr@10"]
+    assert tr["command"] == summary["command"] == f"genrec train {recipe} --data {cyc} --out {tmp_path / 'run'} " \
+        "--quiet --train.steps 4"
     assert out.with_suffix(".md").read_text().startswith("**sequential**")
     assert main(["evaluate", str(tmp_path / "run/best"), "--families", "bogus"]) == 2
     assert "unknown family 'bogus'" in capsys.readouterr().err
