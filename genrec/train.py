@@ -242,6 +242,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     AcceleratorState._reset_state(reset_partial_state=False)
     acc = Accelerator(mixed_precision=best_precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
                       cpu=not torch.cuda.is_available())
+    if resume and acc.is_main_process:  # a finished run's summary no longer describes the run being extended
+        (out / SUMMARY_FILE).unlink(missing_ok=True)
     torch.manual_seed(tc.seed)
     from genrec.baselines import popularity
     feats = image_features(recipe, ds, data_dir, features)

@@ -49,8 +49,16 @@ def test_resume_reproduces_the_uninterrupted_run(cyc, tmp_path, monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
     assert json.loads((tmp_path / "b/last/trainer_state.json").read_text())["step"] == 3
+    assert not (tmp_path / "b/train_summary.json").exists()  # written only when a run ends
     b = train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
     assert b["resumed_from"] == 3
+    assert json.loads((tmp_path / "b/train_summary.json").read_text())["resumed_from"] == 3
+    # extending a finished run drops its summary at once (it would describe the shorter run)
+    with monkeypatch.context() as mp:
+        interrupt_on_call(mp, 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(tiny_recipe(steps=8, eval_every=3), cyc, tmp_path / "b", resume=True, progress=False, log=lambda m: None)
+    assert not (tmp_path / "b/train_summary.json").exists()
     assert b["last_loss"] == pytest.approx(a["last_loss"], rel=1e-4, abs=1e-5)
     sa, sb = trainables(tmp_path / "a/last"), trainables(tmp_path / "b/last")
     assert sa.keys() == sb.keys()
