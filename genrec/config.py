@@ -191,7 +191,9 @@ class ModelConfig:
                           "token per item (single-pass full ranking)", ("text", "atomic"))
     item_init: str = _f("title", "atomic items: initial input row of each item — the mean embedding of its "
                         "title's tokens, or that plus its CLIP image feature through the (initial) visual "
-                        "projector, for items that have an image", ("title", "title+image"))
+                        "projector, for items that have an image, or that plus its collaborative vector "
+                        "(spectral embedding of the training co-occurrence, a fixed random map to the "
+                        "backbone's width)", ("title", "title+image", "title+cf"))
     item_tie: bool = _f(False, "atomic items: one matrix for an item's input row and its output (scoring) row, "
                         "as SASRec's item embedding; false = separate output rows starting at zero "
                         "(an untrained model then ranks exactly like most-popular)")

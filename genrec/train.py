@@ -35,6 +35,7 @@ from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
 from genrec.data.examples import n_train_items
+from genrec.data.indexing import cooccurrence_vectors
 from genrec.decoding import on_device
 from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
@@ -214,6 +215,13 @@ class WeightAverage:
 
 
 # ---------------------------------------------------------------- the loop
+def collaborative_vectors(ds: PreparedDataset, dim: int = 64) -> np.ndarray:
+    """[I, d] co-occurrence vectors of the items from the training interactions only (each user's
+    items before the validation target), for model.item_init=title+cf."""
+    seqs = [ds.sequence(u)[:n_train_items(ds, u)] for u in range(ds.n_users)]
+    return cooccurrence_vectors(seqs, ds.n_items, dim)
+
+
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
           progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train `recipe` on the prepared dataset at `data_dir` into `out` (see the module docstring).
@@ -253,7 +261,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                          "(use model.item_init=title)")
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
                         item_counts=popularity(ds),
-                        item_images=(feats, pictured_mask(feats)) if feats is not None else None)
+                        item_images=(feats, pictured_mask(feats)) if feats is not None else None,
+                        item_cf=collaborative_vectors(ds) if recipe.model.item_init == "title+cf" else None)
     if resume:
         model.load_trainables(last)
     collator = Collator(model, feats)

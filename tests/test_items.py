@@ -139,6 +139,32 @@ def test_item_init_title_plus_image_mixes_in_the_projected_clip_feature():
         from_dict(ModelConfig, {"item_init": "image"}, "model")
 
 
+def test_item_init_title_plus_cf_mixes_in_the_collaborative_vector():
+    from dataclasses import replace
+
+    from genrec.modeling.items import cf_rows
+    base = tiny_recipe(item_tokens="atomic")
+    titles = ["film"] * 12  # identical titles: only the interactions tell the items apart
+    cf = np.zeros((12, 3), dtype=np.float32)
+    cf[1], cf[2], cf[5] = [1, 0, 0], [1, 0, 0], [0, 2, 0]  # 1 and 2 co-consumed, 5 elsewhere; others unseen
+    torch.manual_seed(0)
+    plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=titles)
+    torch.manual_seed(0)
+    rec = replace(base, model=replace(base.model, item_init="title+cf"))
+    mixed = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_cf=cf)
+    t, m = plain.item_emb.weight.detach(), mixed.item_emb.weight.detach()
+    unseen = torch.tensor([i not in (1, 2, 5) for i in range(12)])
+    assert torch.equal(m[unseen], t[unseen])  # no collaborative vector: the title row, unchanged
+    p = cf_rows(torch.as_tensor(cf), t.shape[1])[5]
+    torch.testing.assert_close(m[5], 0.5 * (t[5] + p * t[5].norm() / p.norm()), rtol=1e-5, atol=1e-6)
+    assert torch.equal(m[1], m[2]) and not torch.allclose(m[1], m[5])
+    torch.testing.assert_close(cf_rows(torch.as_tensor(cf), 8), cf_rows(torch.as_tensor(cf), 8))  # fixed map
+    # the recipe without item_init=title+cf ignores the vectors; a model loading a checkpoint gets none
+    torch.manual_seed(0)
+    ignored = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_cf=cf)
+    assert torch.equal(ignored.item_emb.weight, t)
+
+
 def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
     m = random_item_table_model(seed=1)
     texts = ["Given the history of user_7: " + "".join(m.codec.text(i) for i in (3, 5, 1)) + ". Next?",

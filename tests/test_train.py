@@ -226,6 +226,36 @@ def test_item_init_title_plus_image_on_a_dataset_without_images_is_a_clear_error
     assert not (tmp_path / "run").exists()
 
 
+def test_item_init_title_plus_cf_starts_from_the_training_cooccurrence(tmp_path):
+    """Through `train` with a zero learning rate (full warmup over one step) the saved rows are the
+    initial ones: with title+cf every item differs from its title row, and items that follow one another
+    in the cyclic data (always co-consumed) start closer than items half the catalogue apart."""
+    from safetensors.torch import load_file
+
+    from genrec.data.dataset import PreparedDataset
+    from genrec.train import collaborative_vectors
+    data = cyclic_dataset(tmp_path)
+    rows = {}
+    for init in ("title", "title+cf"):
+        rec = tiny_recipe(steps=1, warmup=1.0)
+        rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init=init))
+        train(rec, data, tmp_path / init, progress=False)
+        rows[init] = load_file(str(tmp_path / init / "last/trainable.safetensors"))["item_emb.weight"]
+    assert not (rows["title"] == rows["title+cf"]).all(1).any()
+    ds = PreparedDataset.load(data)
+    v = collaborative_vectors(ds)  # training interactions only: the valid / test items are not in it
+    assert v.shape[0] == ds.n_items
+    cos = torch.nn.functional.cosine_similarity
+    ix = [ds.item_by_raw[f"i{k}"] for k in range(24)]
+    vt = torch.as_tensor(v)
+    near = torch.stack([cos(vt[ix[k]], vt[ix[(k + 1) % 24]], dim=0) for k in range(24)])
+    far = torch.stack([cos(vt[ix[k]], vt[ix[(k + 12) % 24]], dim=0) for k in range(24)])  # never co-consumed
+    assert near.mean() > 0.5 and near.mean() > far.mean() + 0.5
+    from genrec.modeling.items import cf_rows, mix_init
+    expect = mix_init(rows["title"], cf_rows(vt, rows["title"].shape[1]), vt.abs().sum(1) > 0)
+    torch.testing.assert_close(rows["title+cf"], expect, rtol=1e-5, atol=1e-6)
+
+
 def test_last_checkpoint_names_the_best_even_when_the_final_evaluation_is_the_best(tmp_path):
     import yaml
     out = train(tiny_recipe(steps=2, eval_every=0), cyclic_dataset(tmp_path), tmp_path / "run", progress=False)

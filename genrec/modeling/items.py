@@ -121,11 +121,19 @@ def title_init(embedding: nn.Embedding, tokenizer, titles: list[str]) -> torch.T
     return torch.stack(rows) if rows else torch.zeros(0, w.shape[1])
 
 
-def add_image_init(rows: torch.Tensor, projected: torch.Tensor, has_image: torch.Tensor) -> torch.Tensor:
-    """Title rows [I, D] plus each item's projected image [I, D] (its visual tokens averaged),
-    rescaled to the title row's norm so neither part swamps the other; items without an image
-    (has_image [I] False) keep their title row. Returns new rows."""
-    p = projected.float()
+def mix_init(rows: torch.Tensor, extra: torch.Tensor, has: torch.Tensor) -> torch.Tensor:
+    """Title rows [I, D] plus a second view of each item [I, D] (its projected image, its
+    collaborative vector), rescaled to the title row's norm so neither part swamps the other;
+    items without it (has [I] False) keep their title row. Returns new rows."""
+    p = extra.float()
     scale = rows.norm(dim=-1, keepdim=True) / p.norm(dim=-1, keepdim=True).clamp(min=1e-12)  # [I, 1]
     mixed = 0.5 * (rows + p * scale)  # [I, D]
-    return torch.where(has_image.unsqueeze(-1), mixed, rows)
+    return torch.where(has.unsqueeze(-1), mixed, rows)
+
+
+def cf_rows(vectors: torch.Tensor, dim: int, seed: int = 0) -> torch.Tensor:
+    """Collaborative item vectors [I, d] into the backbone's width: [I, D] through a fixed random
+    Gaussian map [d, D] (seeded; inner products are kept in expectation, Johnson-Lindenstrauss)."""
+    g = torch.Generator().manual_seed(seed)
+    m = torch.randn(vectors.shape[1], dim, generator=g) / dim ** 0.5  # [d, D]
+    return vectors.float() @ m

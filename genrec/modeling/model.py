@@ -31,7 +31,7 @@ from genrec.atomic import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
 from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone
-from genrec.modeling.items import ItemCodec, ItemTable, add_atomic_tokens, add_image_init, title_init
+from genrec.modeling.items import ItemCodec, ItemTable, add_atomic_tokens, cf_rows, mix_init, title_init
 from genrec.modeling.projector import VisualProjector, splice
 from genrec.prompts import IMAGE_TOKEN
 from genrec.vision import clip_dim
@@ -62,7 +62,8 @@ def set_attention_dropout(model: nn.Module, p: float) -> int:
 
 class GenRecModel(nn.Module):
     def __init__(self, recipe: Recipe, backbone: Backbone | None = None, item_ids: list[str] | None = None,
-                 titles: list[str] | None = None, item_counts=None, item_images: tuple | None = None):
+                 titles: list[str] | None = None, item_counts=None, item_images: tuple | None = None,
+                 item_cf=None):
         super().__init__()
         self.recipe = recipe
         bb = backbone or load_backbone(recipe.model.backbone, recipe.model.dtype, recipe.model.quantize)
@@ -99,17 +100,19 @@ class GenRecModel(nn.Module):
         self.item_emb: ItemTable | None = None
         self.codec: ItemCodec | None = None
         if item_ids is not None:
-            self.attach_items(item_ids, titles, item_counts, item_images)
+            self.attach_items(item_ids, titles, item_counts, item_images, item_cf)
         elif recipe.model.item_tokens == "atomic":
             raise ValueError("model.item_tokens=atomic needs the dataset's item IDs")
         set_trainable(self, a.train_layer_norms)
 
     def attach_items(self, item_ids: list[str], titles: list[str] | None = None, item_counts=None,
-                     item_images: tuple | None = None) -> None:
+                     item_images: tuple | None = None, item_cf=None) -> None:
         """Bind the catalogue: the item codec and, for atomic tokens, the trainable item table.
 
         item_images: (features [I, C], has_image [I] bool) — used when model.item_init is
-        title+image (a checkpoint's rows are loaded afterwards, so only training reads it)."""
+        title+image (a checkpoint's rows are loaded afterwards, so only training reads it);
+        item_cf: collaborative vectors [I, d] (genrec.data.indexing.cooccurrence_vectors), used when
+        model.item_init is title+cf."""
         offset = None
         if self.recipe.model.item_tokens == "atomic":
             base_emb = self.base_model().get_input_embeddings()
@@ -124,7 +127,10 @@ class GenRecModel(nn.Module):
                 feats, has = item_images
                 with torch.no_grad():
                     vis = self.visual_proj(feats.to(self.device, self.visual_proj.fc1.weight.dtype))  # [I, K, D]
-                init = add_image_init(init, vis.mean(1).cpu(), torch.as_tensor(has, dtype=torch.bool))
+                init = mix_init(init, vis.mean(1).cpu(), torch.as_tensor(has, dtype=torch.bool))
+            if self.recipe.model.item_init == "title+cf" and item_cf is not None:
+                cf = torch.as_tensor(item_cf, dtype=torch.float32)  # [I, d]
+                init = mix_init(init, cf_rows(cf, init.shape[1]), cf.abs().sum(1) > 0)
             self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim,
                                       tied=self.recipe.model.item_tie,
                                       rank=self.recipe.model.item_rank).to(base_emb.weight.device)
