@@ -58,6 +58,16 @@ def test_cooccurrence_vectors_are_the_spectral_embedding_by_hand():
     assert cooccurrence_vectors(seqs, 7, dim=64).shape == (7, 6)  # at most n - 1 columns
 
 
+def test_cooccurrence_vectors_sparse_solver_matches_the_dense_one():
+    """Large catalogues go through scipy's eigsh: on a small random graph with distinct eigenvalues it
+    gives the dense answer (the sign rule makes the vectors comparable)."""
+    rng = np.random.default_rng(0)
+    seqs = [rng.choice(40, size=8, replace=False) for _ in range(60)]
+    dense = cooccurrence_vectors(seqs, 40, dim=4)
+    sparse = cooccurrence_vectors(seqs, 40, dim=4, dense_up_to=0)
+    np.testing.assert_allclose(sparse, dense, atol=1e-4)
+
+
 def test_unknown_scheme():
     with pytest.raises(ValueError, match="allowed: random"):
         assign_ids("nope", IdContext(3, []))

@@ -76,7 +76,8 @@ def cooccurrence(train_sequences: list[np.ndarray], n: int) -> sp.csr_matrix:
     return c
 
 
-def cooccurrence_vectors(train_sequences: list[np.ndarray], n: int, dim: int = 64) -> np.ndarray:
+def cooccurrence_vectors(train_sequences: list[np.ndarray], n: int, dim: int = 64,
+                         dense_up_to: int = 4000) -> np.ndarray:
     """[n, d] collaborative item vectors, d = min(dim, n - 1): the eigenvectors of the largest
     eigenvalues of the symmetrically normalised co-occurrence D^-1/2 C D^-1/2 (the spectral
     embedding OpenP5's CIDs cluster), each scaled by the square root of its eigenvalue (negative
@@ -88,7 +89,7 @@ def cooccurrence_vectors(train_sequences: list[np.ndarray], n: int, dim: int = 6
     inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
     a = sp.diags(inv) @ c @ sp.diags(inv)  # [n, n]
     d = max(1, min(dim, n - 1))
-    if n <= 4000:  # dense is exact and quick at this size (MovieLens-1M: 3,706 items)
+    if n <= dense_up_to:  # dense is exact and quick at this size (MovieLens-1M: 3,706 items)
         lam, vec = np.linalg.eigh(a.toarray())
         lam, vec = lam[::-1][:d], vec[:, ::-1][:, :d]
     else:
