@@ -30,6 +30,7 @@ class Example:
     target_item: int | None = None  # the answer, for templates whose answer is an item
     candidates: list[int] | None = None
     history: list[int] | None = None
+    position: int | None = None  # the target's index in the user's whole sequence
 
 
 def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, user: int, split: str,
@@ -45,7 +46,8 @@ def make_example(ds: PreparedDataset, model: GenRecModel, template: Template, us
     r = render(template, v, model.codec.text, image_items, k=model.recipe.model.visual_tokens,
                item_sep="" if model.codec.mode == "atomic" else ", ")
     return Example(template.family, template, user, r.source, r.target, r.image_items,
-                   v["item"] if template.answer == "item" else None, v.get("candidates"), v.get("history"))
+                   v["item"] if template.answer == "item" else None, v.get("candidates"), v.get("history"),
+                   v.get("position"))
 
 
 def pictured_mask(features: torch.Tensor) -> torch.Tensor:
@@ -155,7 +157,23 @@ def lm_loss(model, batch: dict) -> torch.Tensor:
     return model(**batch).loss
 
 
-def item_loss(model, batch: dict, targets: torch.Tensor, dense: bool = False) -> torch.Tensor:
+def seen_before(ds: PreparedDataset, examples: list[Example], input_ids: torch.Tensor, offset: int,
+                n_items: int) -> torch.Tensor:
+    """[B, I] bool: for history prompts, the items each user had before the first item the prompt
+    (after truncation) still shows — with the prompt's own items, the history that evaluation
+    leaves out of the ranking at each target (`train.mask_seen`)."""
+    out = torch.zeros(len(examples), n_items, dtype=torch.bool)
+    shown = (input_ids >= offset).sum(1).tolist()  # items left in each prompt
+    for b, (e, n) in enumerate(zip(examples, shown)):
+        if e.position is None or e.history is None:
+            raise ValueError("train.mask_seen needs history prompts with a known target position")
+        before = ds.sequence(e.user)[:e.position - n]
+        out[b, torch.as_tensor(np.array(before, dtype=np.int64))] = True
+    return out.to(input_ids.device)
+
+
+def item_loss(model, batch: dict, targets: torch.Tensor, dense: bool = False,
+              seen: torch.Tensor | None = None) -> torch.Tensor:
     """Full-softmax cross-entropy over the atomic item block at the answer position
-    (dense: at every item of the prompt too)."""
-    return model(**batch, item_targets=targets, dense_items=dense).loss
+    (dense: at every item of the prompt too; seen: `seen_before`, to mask the user's history)."""
+    return model(**batch, item_targets=targets, dense_items=dense, seen_before=seen).loss

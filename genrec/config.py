@@ -279,6 +279,10 @@ class TrainConfig:
     label_smoothing: float = _f(0.0, "atomic items: label smoothing of the item cross-entropy while training "
                                 "(0.1 moves 10% of each target's probability evenly over the whole catalogue); "
                                 "0 = off; needs the full softmax (train.item_negatives 0)")
+    mask_seen: bool = _f(False, "atomic items: leave the items the user had before each training target out of "
+                         "that target's softmax, as evaluation leaves the history out of the ranking (the model "
+                         "then spends nothing on pushing already-seen items down); needs the full softmax "
+                         "without label smoothing")
     ema: float = _f(0.0, "decay of an exponential moving average of the trainable weights (0 = off; 0.995 "
                     "averages over ~200 steps): validation scores the averaged weights and keep-best saves "
                     "them; <out>/last keeps the raw weights and the average, so --resume is exact")
@@ -299,6 +303,9 @@ class TrainConfig:
         if self.label_smoothing and self.item_negatives:
             raise ConfigError("train.label_smoothing spreads probability over the whole catalogue, so it needs "
                               "the full softmax: set train.item_negatives 0 or train.label_smoothing 0")
+        if self.mask_seen and (self.item_negatives or self.label_smoothing):
+            raise ConfigError("train.mask_seen masks items out of the full softmax: it needs train.item_negatives 0 "
+                              "and train.label_smoothing 0 (smoothing would put probability on masked items)")
         if not 0.0 <= self.ema < 1.0:
             raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
         if self.ema and self.eval_users < 1:
@@ -329,6 +336,9 @@ class Recipe:
         if self.train.label_smoothing and self.model.item_tokens != "atomic":
             raise ConfigError("train.label_smoothing applies to atomic item tokens (model.item_tokens=atomic): "
                               "items written as text have no item cross-entropy to smooth")
+        if self.train.mask_seen and self.model.item_tokens != "atomic":
+            raise ConfigError("train.mask_seen applies to atomic item tokens (model.item_tokens=atomic): "
+                              "items written as text have no item softmax to mask")
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:

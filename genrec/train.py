@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from genrec.atomic import atomic_write_text
-from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask
+from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask, seen_before
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset
 from genrec.data.examples import n_train_items
@@ -163,12 +163,17 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     return fam, t, exs
 
 
-def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device) -> torch.Tensor:
-    """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside."""
+def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds=None) -> torch.Tensor:
+    """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside; `ds`
+    (the dataset) is needed by train.mask_seen."""
     if raw.codec.mode == "atomic" and t.answer == "item":
         batch = on_device(collator.prompts(exs), device)
-        dense = raw.recipe.train.dense_items and t.family == "sequential"  # history = a sequence
-        return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense)
+        sequence = t.family == "sequential"  # history = a sequence
+        dense = raw.recipe.train.dense_items and sequence
+        seen = None
+        if raw.recipe.train.mask_seen and sequence:
+            seen = seen_before(ds, exs, batch["input_ids"], raw.codec.offset, len(raw.codec.item_ids))
+        return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense, seen)
     return lm_loss(model, on_device(collator.lm(exs), device))
 
 
@@ -334,7 +339,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                                            acc.process_index, step, micro, user_p)
                 raw.set_task(fam)
                 with acc.accumulate(model), acc.autocast():
-                    loss = compute_loss(model, raw, collator, t, exs, acc.device)
+                    loss = compute_loss(model, raw, collator, t, exs, acc.device, ds)
                     acc.backward(loss)
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(params, tc.max_grad_norm)

@@ -361,3 +361,37 @@ def test_label_smoothing_is_the_smoothed_cross_entropy_in_training_only():
         assert by_hand > nll.mean()  # the targets here are not the uniform argmax: smoothing changes the loss
         m.eval()  # validation and evaluation read the plain likelihood
         torch.testing.assert_close(_loss(m, h, y), nll.mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_mask_seen_leaves_each_targets_history_out_of_its_softmax():
+    """Dense item loss with seen_before: the hand-written seen set of every target (items before the
+    prompt + the prompt's items before it; never the target itself, even when repeated)."""
+    m = random_item_table_model(seed=4, std=0.5)
+    off = m.codec.offset
+    text = m.tokenizer("watched", add_special_tokens=False)["input_ids"][:1] * 2  # two text tokens
+    ids = torch.tensor([text + [off + 3, off + 5, off + 7], text + [off + 4, off + 6, off + 4]])  # [2, 5]
+    mask = torch.ones_like(ids)
+    before = torch.zeros(2, 12, dtype=torch.bool)
+    before[0, 1] = before[1, 0] = True
+    answers = torch.tensor([9, 6])
+    # (row, position, target, seen): the dense targets row by row, then the two answers
+    cases = [(0, 1, 3, {1}), (0, 2, 5, {1, 3}), (0, 3, 7, {1, 3, 5}),
+             (1, 1, 4, {0}), (1, 2, 6, {0, 4}), (1, 3, 4, {0, 6}),  # 4 again: itself stays
+             (0, 4, 9, {1, 3, 5, 7}), (1, 4, 6, {0, 4})]  # 6 was seen: still the target
+    with torch.no_grad():
+        hidden = m.base_model().get_decoder()(inputs_embeds=m.embed(ids), attention_mask=mask).last_hidden_state
+        logits = m.item_logits(hidden).float()  # [2, 5, 12]
+        nll, plain = [], []
+        for b, t, y, seen in cases:
+            row = logits[b, t].clone()
+            plain.append(-torch.log_softmax(row, -1)[y])
+            row[list(seen)] = float("-inf")
+            nll.append(-torch.log_softmax(row, -1)[y])
+        got = m(input_ids=ids, attention_mask=mask, item_targets=answers, dense_items=True, seen_before=before).loss
+        torch.testing.assert_close(got, torch.stack(nll).mean(), rtol=1e-5, atol=1e-6)
+        unmasked = m(input_ids=ids, attention_mask=mask, item_targets=answers, dense_items=True).loss
+        torch.testing.assert_close(unmasked, torch.stack(plain).mean(), rtol=1e-5, atol=1e-6)
+        assert got < unmasked  # fewer competitors in every masked row
+        # answer-only loss: the answers' rows alone
+        only = m(input_ids=ids, attention_mask=mask, item_targets=answers, seen_before=before).loss
+        torch.testing.assert_close(only, torch.stack(nll[-2:]).mean(), rtol=1e-5, atol=1e-6)

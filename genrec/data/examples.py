@@ -133,7 +133,7 @@ def example_values(
     item = int(seq[pos])
     history = seq[max(0, pos - max_history):pos]
     v: dict = {"user": ds.user_ids[user], "history": [int(h) for h in history], "item": item,
-               "title": ds.title(item), "n": 0}
+               "title": ds.title(item), "n": 0, "position": pos}
     rec = ds.items.iloc[item]
     v["category"] = str(rec["category"] or "").replace("|", ", ")
     v["year"] = str(int(rec["year"])) if not pd.isna(rec["year"]) else ""

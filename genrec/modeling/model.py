@@ -191,11 +191,15 @@ class GenRecModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 image_feats: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, item_targets: torch.Tensor | None = None,
-                target_len: int | None = None, dense_items: bool = False, **kw):
+                target_len: int | None = None, dense_items: bool = False,
+                seen_before: torch.Tensor | None = None, **kw):
         """The backbone's output on spliced embeddings; with a training loss when asked.
 
         item_targets [B]: full-softmax cross-entropy over the atomic item block at the answer
-        position; with dense_items (decoder-only) also at every position followed by an item token. target_len (decoder-only, left-padded, with labels): token cross-entropy with
+        position; with dense_items (decoder-only) also at every position followed by an item token.
+        seen_before [B, I] bool (with item_targets): items the user had before the prompt's first
+        item; each target's softmax then leaves out those and the prompt's items before it
+        (train.mask_seen), never the target itself. target_len (decoder-only, left-padded, with labels): token cross-entropy with
         logits computed only at the last target_len + 1 positions (the rest are never needed).
         Keeping the loss inside forward lets a DDP-wrapped model synchronise gradients.
         """
@@ -209,10 +213,15 @@ class GenRecModel(nn.Module):
             is_item = nxt >= self.codec.offset
             h = torch.cat([hidden[:, :-1][is_item], hidden[:, -1]])  # [M + B, D]
             y = torch.cat([nxt[is_item] - self.codec.offset, item_targets])  # [M + B]
-            return self._item_loss(h, y)
+            seen = None
+            if seen_before is not None:
+                upto = self.items_so_far(input_ids) | seen_before.unsqueeze(1)  # [B, T, I]
+                seen = torch.cat([upto[:, :-1][is_item], upto[:, -1]])  # [M + B, I]
+            return self._item_loss(h, y, seen)
         if item_targets is not None:
             h = self.answer_hidden(input_ids, attention_mask, image_feats)  # [B, D]
-            return self._item_loss(h, item_targets)
+            seen = None if seen_before is None else self.items_so_far(input_ids)[:, -1] | seen_before  # [B, I]
+            return self._item_loss(h, item_targets, seen)
         embeds = self.embed(input_ids, image_feats)
         if self.is_encoder_decoder:
             return self.backbone(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels,
@@ -292,14 +301,32 @@ class GenRecModel(nn.Module):
         out = dec(inputs_embeds=rest, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
         return out.last_hidden_state[:, -1]  # [B, D]
 
-    def _item_loss(self, h: torch.Tensor, y: torch.Tensor) -> ModelOutput:
+    def items_so_far(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """[B, T, I] bool: the atomic items among each row's tokens up to and including position t."""
+        n_items = self.item_emb.out_rows().shape[0]
+        off = self.codec.offset
+        idx = torch.where(input_ids >= off, input_ids - off, n_items)  # [B, T] (n_items: not an item)
+        hot = torch.zeros(*input_ids.shape, n_items + 1, dtype=torch.int32, device=input_ids.device)
+        hot.scatter_(2, idx.unsqueeze(-1), 1)  # [B, T, I + 1]
+        return hot.cumsum(1)[..., :n_items] > 0  # [B, T, I]
+
+    def _item_loss(self, h: torch.Tensor, y: torch.Tensor, seen: torch.Tensor | None = None) -> ModelOutput:
         """Cross-entropy over the item block: full softmax (label-smoothed in training when
         train.label_smoothing is set), or (training with train.item_negatives = N)
         a sampled softmax over the batch's distinct targets plus N uniform negatives, where an
-        accidental hit (a sampled item equal to the row's target) is masked out."""
+        accidental hit (a sampled item equal to the row's target) is masked out. seen [N, I] bool:
+        items left out of each row's full softmax (its target never is)."""
         n_neg = self.recipe.train.item_negatives
         rows = self.item_emb.out_rows()
         n_items = rows.shape[0]
+        if seen is not None:
+            if n_neg and self.training:
+                raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
+            logits = self.item_logits(h).float()  # [N, I]
+            seen = seen.clone()
+            seen[torch.arange(len(y), device=y.device), y] = False  # a repeated item stays a valid target
+            logits = logits.masked_fill(seen, float("-inf"))
+            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits)
         if not self.training or not n_neg or n_neg >= n_items:
             logits = self.item_logits(h).float()  # [N, I]
             ls = self.recipe.train.label_smoothing if self.training else 0.0
