@@ -199,8 +199,9 @@ class GenRecModel(nn.Module):
         position; with dense_items (decoder-only) also at every position followed by an item token.
         seen_before [B, I] bool (with item_targets): items the user had before the prompt's first
         item; each target's softmax then leaves out those and the prompt's items before it
-        (train.mask_seen), never the target itself. target_len (decoder-only, left-padded, with labels): token cross-entropy with
-        logits computed only at the last target_len + 1 positions (the rest are never needed).
+        (train.mask_seen), never the target itself.
+        target_len (decoder-only, left-padded, with labels): token cross-entropy with logits computed
+        only at the last target_len + 1 positions (the rest are never needed).
         Keeping the loss inside forward lets a DDP-wrapped model synchronise gradients.
         """
         if item_targets is not None and dense_items and not self.is_encoder_decoder:
