@@ -163,16 +163,16 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     return fam, t, exs
 
 
-def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds=None) -> torch.Tensor:
+def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds) -> torch.Tensor:
     """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside; `ds`
-    (the dataset) is needed by train.mask_seen."""
+    (the dataset) gives train.mask_seen each user's items before the prompt."""
     if raw.codec.mode == "atomic" and t.answer == "item":
         batch = on_device(collator.prompts(exs), device)
         sequence = t.family == "sequential"  # history = a sequence
         dense = raw.recipe.train.dense_items and sequence
         seen = None
         if raw.recipe.train.mask_seen and sequence:
-            seen = seen_before(ds, exs, batch["input_ids"], raw.codec.offset, len(raw.codec.item_ids))
+            seen = seen_before(ds, exs, batch["input_ids"], raw.codec.offset, len(raw.codec))
         return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense, seen)
     return lm_loss(model, on_device(collator.lm(exs), device))
 

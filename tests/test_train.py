@@ -521,6 +521,8 @@ def test_mask_seen_marks_the_users_items_before_the_prompt_and_trains(cyc, tmp_p
     assert torch.equal(got, want) and int(got.sum()) == 3
     summary = train(rec, cyc, tmp_path / "r", progress=False, log=lambda *_: None)
     assert summary["steps"] == 20
+    import yaml
+    assert yaml.safe_load((tmp_path / "r/last/config.yaml").read_text())["train"]["mask_seen"] is True
     with pytest.raises(ConfigError, match="train.mask_seen"):
         tiny_recipe(mask_seen=True, label_smoothing=0.1)
     with pytest.raises(ConfigError, match="train.mask_seen"):

@@ -320,17 +320,15 @@ class GenRecModel(nn.Module):
         n_neg = self.recipe.train.item_negatives
         rows = self.item_emb.out_rows()
         n_items = rows.shape[0]
-        if seen is not None:
-            if n_neg and self.training:
-                raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
-            logits = self.item_logits(h).float()  # [N, I]
-            seen = seen.clone()
-            seen[torch.arange(len(y), device=y.device), y] = False  # a repeated item stays a valid target
-            logits = logits.masked_fill(seen, float("-inf"))
-            return ModelOutput(loss=nn.functional.cross_entropy(logits, y), logits=logits)
+        if seen is not None and n_neg and self.training:
+            raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
         if not self.training or not n_neg or n_neg >= n_items:
             logits = self.item_logits(h).float()  # [N, I]
-            ls = self.recipe.train.label_smoothing if self.training else 0.0
+            if seen is not None:
+                seen = seen.clone()
+                seen[torch.arange(len(y), device=y.device), y] = False  # a repeated item stays a valid target
+                logits = logits.masked_fill(seen, float("-inf"))
+            ls = self.recipe.train.label_smoothing if self.training else 0.0  # 0 with mask_seen (config)
             return ModelOutput(loss=nn.functional.cross_entropy(logits, y, label_smoothing=ls), logits=logits)
         neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
         cand = torch.cat([y.unique(), neg])  # [C]
