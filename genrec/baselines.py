@@ -11,7 +11,7 @@ import numpy as np
 
 from genrec.data.dataset import PreparedDataset
 from genrec.data.splits import TRAIN
-from genrec.metrics import candidate_rank, rank_of, ranking_metrics
+from genrec.metrics import candidate_rank, full_ranks, ranking_metrics
 
 
 def popularity(ds: PreparedDataset) -> np.ndarray:
@@ -24,24 +24,25 @@ def score_protocol(ds: PreparedDataset, scores: Callable[[list[int]], np.ndarray
                    split: str = "test", exclude_history: bool = True, batch_size: int = 256) -> dict:
     """Sequential full ranking and direct 1-of-N candidates from per-user item scores.
 
-    scores(users) -> [len(users), I]. Ties are broken by item index (stable sort), which is
-    arbitrary but fixed; genrec's own evaluation uses the same rule.
+    scores(users) -> [len(users), I]. Ranks are pessimistic (an item tied with the target ranks above
+    it; genrec's own evaluation uses the same rule), so a constant scorer gets no credit from ties
+    and the candidates' order does not matter. Each family keeps its per-user ranks (`per_user`).
     """
     seq_ranks, dir_ranks = [], []
     for s in range(0, len(users), batch_size):
         chunk = users[s:s + batch_size]
         mat = np.asarray(scores(chunk), dtype=np.float64)  # [B, I]
-        for row, u in zip(mat, chunk):
-            target = ds.target(u, split)
-            full = row.copy()
-            if exclude_history:
-                full[ds.history(u, split)] = -np.inf
-            top = np.argsort(-full, kind="stable")[:10]
-            seq_ranks.append(rank_of(top.tolist(), target))
+        targets = [ds.target(u, split) for u in chunk]
+        excl = [ds.history(u, split) for u in chunk] if exclude_history else None
+        seq_ranks += full_ranks(mat, targets, excl)
+        for row, u, target in zip(mat, chunk, targets):
             cands = ds.candidates(u, split)
             dir_ranks.append(candidate_rank(row[cands], cands, target))
-    return {"sequential": {**ranking_metrics(seq_ranks), "users": len(seq_ranks)},
-            "direct": {**ranking_metrics(dir_ranks, with_mrr=False), "users": len(dir_ranks)}}
+    ids = [ds.user_raw_ids[u] for u in users]
+    return {"sequential": {**ranking_metrics(seq_ranks), "users": len(seq_ranks),
+                           "per_user": {"users": ids, "ranks": seq_ranks}},
+            "direct": {**ranking_metrics(dir_ranks, with_mrr=False), "users": len(dir_ranks),
+                       "per_user": {"users": ids, "ranks": dir_ranks}}}
 
 
 def popularity_results(ds: PreparedDataset, users: list[int], split: str = "test") -> dict:

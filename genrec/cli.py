@@ -78,7 +78,7 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
 
 
 def prepare_dataset(cfg: DataConfig, out: str | Path, overwrite: bool = False, quiet: bool = False):
-    from genrec.atomic import OutputExistsError
+    from genrec.files import OutputExistsError
     from genrec.data.dataset import PreparedDataset
     from genrec.data.loaders import load_raw
 
@@ -353,7 +353,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 
     import torch
 
-    from genrec.atomic import atomic_write_text
+    from genrec.files import atomic_write_text
     from genrec.evaluate import evaluate, results_table
 
     if ns.threads:

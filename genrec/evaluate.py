@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
 from genrec.decoding import (atomic_logits, build_trie, candidate_scores_atomic, generate_text, score_candidates,
-                             topk_from_logits, topk_items)
-from genrec.metrics import bleu4, candidate_rank, rank_of, ranking_metrics, rouge
+                             topk_items)
+from genrec.metrics import bleu4, candidate_rank, full_ranks, list_rank, ranking_metrics, rouge
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
 from genrec.prompts import Template, load_templates
@@ -56,19 +56,26 @@ def eval_sequential(model: GenRecModel, ds: PreparedDataset, collator: Collator,
     for s in tqdm(range(0, len(exs), batch_size), desc=f"sequential {t.id}", disable=not progress, leave=False):
         chunk = exs[s:s + batch_size]
         excl = [list(ds.history(e.user, split)) for e in chunk] if exclude_history else None
-        if atomic:
-            logits = atomic_logits(model, collator.prompts(chunk))  # [B, I]
-            top = topk_from_logits(logits, k, excl)
+        if atomic:  # exact pessimistic rank over the whole catalogue from one pass
+            logits = atomic_logits(model, collator.prompts(chunk)).float().cpu().numpy()  # [B, I]
+            ranks += full_ranks(logits, [e.target_item for e in chunk], excl)
             for row, e in zip(logits, chunk):
                 cands = ds.candidates(e.user, split)
-                cand_ranks.append(candidate_rank(row[torch.as_tensor(cands)].tolist(), cands, e.target_item))
+                cand_ranks.append(candidate_rank(row[cands].tolist(), cands, e.target_item))
         else:
             top = topk_items(model, collator.prompts(chunk), k, excl, trie, num_beams)
-        ranks += [rank_of([i for i, _ in row], e.target_item) for row, e in zip(top, chunk)]
-    out = {**ranking_metrics(ranks), "users": len(ranks)}
+            ranks += [list_rank(row, e.target_item) for row, e in zip(top, chunk)]
+    out = {**ranking_metrics(ranks), "users": len(ranks), "per_user": _per_user(ds, exs, ranks)}
     if cand_ranks:
-        out["candidates_from_sequential"] = ranking_metrics(cand_ranks, with_mrr=False)
+        out["candidates_from_sequential"] = {**ranking_metrics(cand_ranks, with_mrr=False),
+                                             "per_user": _per_user(ds, exs, cand_ranks)}
     return out
+
+
+def _per_user(ds: PreparedDataset, exs, ranks) -> dict:
+    """Each user's 0-based rank (null: not in the returned list), keyed by the users' IDs in the source files, so
+    two evaluations of the same split can be paired user by user (genrec.metrics.paired_bootstrap)."""
+    return {"users": [ds.user_raw_ids[e.user] for e in exs], "ranks": list(ranks)}
 
 
 def eval_direct(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
@@ -85,7 +92,7 @@ def eval_direct(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: 
             scores_rows = [score_candidates(model, collator.prompts(chunk), chunk[0].candidates)]
         ranks += [candidate_rank(scores, e.candidates, e.target_item) for e, scores in zip(chunk, scores_rows)]
     return {**ranking_metrics(ranks, with_mrr=False), "users": len(ranks),
-            "candidates": len(exs[0].candidates) if exs else 0}
+            "candidates": len(exs[0].candidates) if exs else 0, "per_user": _per_user(ds, exs, ranks)}
 
 
 def eval_explanation(model: GenRecModel, ds: PreparedDataset, collator: Collator, t: Template, users: list[int],
@@ -119,8 +126,9 @@ def _evaluate(model, ds, features, split, n_users, families, templates, max_hist
     collator = Collator(model, features)
     images = pictured_items(features)
     users = eval_users(ds, split, n_users, seed)
-    out: dict = {"split": split, "users": len(users), "exclude_history": exclude_history,
-                 "item_tokens": model.codec.mode, "families": {}}
+    out: dict = {"dataset": ds.meta["name"], "split": split, "users": len(users), "exclude_history": exclude_history,
+                 "ties": "pessimistic", "item_tokens": model.codec.mode, "train_seed": model.recipe.train.seed,
+                 "families": {}}
     for fam, ts in load_templates(prompts_dir).items():
         if fam not in families:
             continue
@@ -172,7 +180,7 @@ def results_table(results: dict) -> str:
             lines.append(f"| {tid} | {'yes' if r['seen'] else 'no'} | " + " | ".join(f"{r[k]:.4f}" for k in keys) + " |")
         also = {tid: r["candidates_from_sequential"] for tid, r in rows.items() if "candidates_from_sequential" in r}
         if also:  # atomic items: the direct task's candidate list ranked by the sequential prompt's logits
-            ck = list(next(iter(also.values())))
+            ck = [k for k, v in next(iter(also.values())).items() if isinstance(v, float)]
             lines += [f"\n**direct candidates ranked from the sequential prompt** ({results['split']}, "
                       f"{results['users']} users)\n", "| template | " + " | ".join(ck) + " |", "|---|" + "---|" * len(ck)]
             lines += [f"| {tid} | " + " | ".join(f"{r[k]:.4f}" for k in ck) + " |" for tid, r in also.items()]

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from genrec.atomic import atomic_write_text
+from genrec.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

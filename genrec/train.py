@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from genrec.atomic import atomic_write_text
+from genrec.files import atomic_write_text
 from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask, seen_before
 from genrec.config import TASK_FAMILIES, Recipe, to_dict
 from genrec.data.dataset import PreparedDataset

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from genrec.atomic import atomic_write_bytes
+from genrec.files import atomic_write_bytes
 
 FEATURES_VERSION = "1"
 # encoders: open_clip architecture name -> embedding size; `genrec-tiny-clip` is registered

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genrec.atomic import OutputExistsError
+from genrec.files import OutputExistsError
 from genrec.config import DataConfig
 from genrec.data.dataset import PreparedDataset, feature_words
 from genrec.data.loaders import DataError, load_raw

@@ -37,3 +37,26 @@ def test_atomic_sequential_and_its_candidate_ranking_match_the_baseline_protocol
     assert got["candidates_from_sequential"]["hr@1"] == pytest.approx(np.mean(direct_hit))
     assert got["hr@1"] == pytest.approx(np.mean(seq_hit))
     assert "direct candidates ranked from the sequential prompt" in results_table(res)
+    # per-user ranks, keyed by the users' own IDs, the same as the baselines' for the same scores
+    assert got["per_user"] == want["sequential"]["per_user"]
+    assert got["per_user"]["users"] == [str(x) for x in ds.users["raw_id"]]
+    assert got["candidates_from_sequential"]["per_user"] == want["direct"]["per_user"]
+
+
+def test_a_constant_scorer_gets_nothing_from_ties(tmp_path):
+    """Pessimistic ties: every item scored alike puts each target last, in genrec and the baselines."""
+    ds = PreparedDataset.load(cyclic_dataset(tmp_path, n_users=12, n_items=60))
+    m = GenRecModel(tiny_recipe(item_tokens="atomic"), build_from_config("tiny-llama"), item_ids=ds.item_ids,
+                    titles=[ds.title(i) for i in range(ds.n_items)]).eval()
+    with torch.no_grad():
+        m.item_emb.out.zero_()
+        m.item_emb.bias.zero_()
+    res = evaluate(m, ds, families=("sequential",), templates="seq-1", progress=False, precision="no",
+                   max_history=4)["families"]["sequential"]["seq-1"]
+    assert res["hr@10"] == 0.0 and res["candidates_from_sequential"]["hr@1"] == 0.0
+    assert res["candidates_from_sequential"]["per_user"]["ranks"] == [len(ds.candidates(u, "test")) - 1
+                                                                      for u in range(ds.n_users)]
+    allowed = [ds.n_items - len(set(ds.history(u, "test"))) for u in range(ds.n_users)]
+    assert res["per_user"]["ranks"] == [n - 1 for n in allowed]
+    base = score_protocol(ds, lambda us: np.zeros((len(us), ds.n_items)), list(range(ds.n_users)))
+    assert base["sequential"]["hr@10"] == 0.0 and base["direct"]["hr@1"] == 0.0

@@ -6,7 +6,7 @@ import genrec
 
 ROOT = Path(genrec.__file__).parent
 LAYER = {
-    "config": 1, "metrics": 1, "prompts": 1, "atomic": 1,
+    "config": 1, "metrics": 1, "prompts": 1, "files": 1,
     "data": 2, "vision": 2,
     "modeling": 3,
     "decoding": 4, "train": 4, "evaluate": 4, "batches": 4, "baselines": 4,

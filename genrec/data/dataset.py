@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genrec.atomic import atomic_dir
+from genrec.files import atomic_dir
 from genrec.config import DataConfig, to_dict
 from genrec.data.indexing import LEAKY_SCHEMES, IdContext, assign_ids
 from genrec.data.loaders import DataError, RawData
@@ -244,6 +244,11 @@ class PreparedDataset:
     @cached_property
     def item_by_id(self) -> dict[str, int]:
         return dict(zip(self.items["id"], self.items["item"].astype(int)))
+
+    @cached_property
+    def user_raw_ids(self) -> np.ndarray:
+        """[U] each user's ID as written in the source files (str)."""
+        return self.users["raw_id"].astype(str).to_numpy()
 
     @cached_property
     def user_by_id(self) -> dict[str, int]:

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.utils import ModelOutput
 
-from genrec.atomic import atomic_dir
+from genrec.files import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
 from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from genrec.atomic import atomic_dir
+from genrec.files import atomic_dir
 from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
 
