@@ -34,7 +34,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from genrec.atomic import atomic_write_text
+    from genrec.files import atomic_write_text
     from genrec.batches import Collator, make_example
     from genrec.config import load_recipe
     from genrec.data.dataset import PreparedDataset

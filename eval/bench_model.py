@@ -187,7 +187,7 @@ def main() -> None:
     print("memory ...", flush=True)
     result["memory"] = bench_memory(a.backbone, 3, a.tokens)
     print(result["memory"], flush=True)
-    from genrec.atomic import atomic_write_text
+    from genrec.files import atomic_write_text
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "model.json", json.dumps(result, indent=2) + "\n")
     s, f, m = result["step"], result["features"], result["memory"]

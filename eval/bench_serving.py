@@ -92,7 +92,7 @@ def main() -> None:
     ns.clients = [int(c) for c in ns.clients.split(",")]
     if ns.engine:
         return child(ns)
-    from genrec.atomic import atomic_write_text
+    from genrec.files import atomic_write_text
 
     res = {"checkpoint": ns.checkpoint, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
            "engines": {}}

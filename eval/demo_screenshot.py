@@ -26,7 +26,7 @@ def main() -> None:
 
     from selenium.webdriver.common.by import By
 
-    from genrec.atomic import atomic_write_bytes, atomic_write_text
+    from genrec.files import atomic_write_bytes, atomic_write_text
     from genrec.serving.engine import load_engine
     from genrec.serving.server import create_app
     from tests.browser import LiveServer, browser_missing, chromium, send, wait_for

@@ -130,7 +130,7 @@ def render(out: dict) -> str:
 
 
 def main() -> None:
-    from genrec.atomic import atomic_write_text
+    from genrec.files import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                  fromfile_prefix_chars="@")
