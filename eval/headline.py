@@ -1,184 +1,182 @@
-"""The headline table: genrec checkpoints next to popularity and SASRec, same split, same users.
+"""The headline table of a dataset, generated from the ledger (`eval/runs.csv`); runs no model.
 
-Reads what the other steps wrote — `genrec evaluate --out X.json` for each genrec checkpoint
-(its `training` block — command, train seconds, examples, peak memory — copied by `genrec evaluate`
-from the run's `train_summary.json`; see eval/README.md) and
-`eval/bench_baselines.py`'s `eval/results/baselines_<dataset>.json` — and writes
-`eval/results/headline_<dataset>.{json,md}`. No model is run here.
+    .venv/bin/python eval/ledger.py && .venv/bin/python eval/headline.py movielens-100k
 
-    .venv/bin/python eval/headline.py --baselines eval/results/baselines_movielens-100k.json \\
-        --genrec "SmolLM2-135M + LoRA, seq50 recipe=eval/results/genrec_ml100k_seq50.json"
+Rows (at most 8): most popular; each converged baseline (mean over its seeds); genrec's
+pre-registered configurations of `eval/plan.yaml` (mean over their seeds); for context, the
+earlier headline rows, labelled with how they were chosen. The `comparison` pairs genrec's
+best pre-registered configuration (by validation HR@10) with the baseline whose validation NDCG@10
+is best: per-user HR@10 / NDCG@10 averaged over each side's seeds, paired bootstrap over test
+users (genrec.metrics.paired_bootstrap). genrec is called ahead or behind only when the 95 %
+interval of the HR@10 difference excludes zero.
 
-The committed tables are regenerated from argument files, one argument per line
-(`eval/headline_movielens-100k.args`, `eval/headline_movielens-1m.args`)::
-
-    .venv/bin/python eval/headline.py @eval/headline_movielens-100k.args
-
-Each row of the JSON names the result file(s) it was read from (`source` / `sources`).
-
-Direct (1 held-out + 99 sampled candidates) is scored for every row from the same per-user item
-scores as sequential when the model has them (SASRec, popularity, genrec with atomic items:
-`candidates_from_sequential`); genrec's P5-style direct template (candidates in the prompt, no
-history) is reported beside it when it was evaluated.
+Writes eval/results/headline_<dataset>.{json,md}.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "eval" / "results"
 KEYS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+NAMES = {"pop": "most popular", "sasrec": "SASRec+ (RecTools, softmax, early-stopped)",
+         "recbole": "SASRec (RecBole, CE, early-stopped)"}
 
 
-def _fmt(x) -> str:
-    return "—" if x is None else f"{x:.4f}"
+def per_user_ranks(result_file: str, split: str = "test") -> dict[str, int | None]:
+    """user ID -> 0-based rank of the held-out item, from a result file that kept them."""
+    res = json.loads((ROOT / result_file).read_text())
+    if res.get("kind") == "baseline":
+        pu = res[split]["sequential"]["per_user"]
+    else:
+        seq = res["families"]["sequential"]
+        pu = seq[next(k for k in seq if not k.startswith("mean_"))]["per_user"]
+    return dict(zip(pu["users"], pu["ranks"]))
 
 
-def genrec_row(label: str, res: dict, source: str | None = None) -> dict:
-    seq = res["families"]["sequential"]
-    tid = next(k for k in seq if not k.startswith("mean_"))
-    s = seq[tid]
-    d = s.get("candidates_from_sequential")
-    direct_t = res["families"].get("direct", {})
-    dt = next((k for k in direct_t if not k.startswith("mean_")), None)
-    tr = res.get("training", {})
-    return {"model": f"genrec: {label}", "source": source, "users": res["users"], "sequential": {k: s[k] for k in KEYS},
-            "direct": {k: d[k] for k in KEYS} if d else None,
-            "direct_template": {"template": dt, **{k: direct_t[dt][k] for k in KEYS}} if dt else None,
-            "train_seconds": tr.get("train_seconds"), "train_note": tr.get("note"),
-            "eval_users_per_s": res.get("users_per_s"),
-            "peak_mb": f"{tr.get('peak_rss_mb') or '—'} / {res.get('peak_rss_mb') or '—'}"}
+def user_values(files: list[str], metric: str) -> dict[str, float]:
+    """Per-user `metric` averaged over runs (seeds) of one configuration."""
+    from genrec.metrics import per_user
+    runs = [per_user_ranks(f) for f in files]
+    users = sorted(set.intersection(*(set(r) for r in runs)))
+    vals = np.mean([per_user([r[u] for u in users], metric) for r in runs], axis=0)
+    return dict(zip(users, vals.tolist()))
 
 
-def baseline_rows(base: dict, popularity: bool = True) -> list[dict]:
-    rows = [{"model": "most popular", "users": base["users"], "sequential": base["popularity"]["sequential"],
-             "direct": base["popularity"]["direct"], "train_seconds": 0}] if popularity else []
-    s = base.get("sasrec")
-    if s and "error" not in s:
-        seed = f", seed {s['seed']}" if "seed" in s else ""
-        rows.append({"model": f"SASRec (RecBole, {s['epochs']} epochs{seed})", "users": base["users"],
-                     "sequential": s["sequential"], "direct": s["direct"], "train_seconds": s["train_seconds"],
-                     "eval_users_per_s": s.get("eval_users_per_s")})
-    return rows
+def valid_score(result_file: str, key: str) -> float | None:
+    """The best validation score a run was selected by (baselines: NDCG@10 by epoch)."""
+    res = json.loads((ROOT / result_file).read_text())
+    if res.get("kind") == "baseline":
+        curve = res.get("valid_curve") or []
+        return max((c[key] for c in curve), default=(res.get("valid") or {}).get(key))
+    by = (res.get("training") or {}).get("valid_by_step") or []
+    return max((c[key] for c in by if key in c), default=None)
 
 
-def mean_row(model: str, rows: list[dict]) -> dict:
-    """One row averaging `rows` (the same model at several seeds): each metric's mean, the seeds'
-    HR@10 values and their sample standard deviation."""
-    import statistics
-    hr = [r["sequential"]["hr@10"] for r in rows]
-    out = {"model": model, "users": rows[0]["users"], "seeds": len(rows), "seed_hr10": hr,
-           "sources": [r["source"] for r in rows if r.get("source")],
-           "hr10_sd": statistics.stdev(hr) if len(hr) > 1 else 0.0,
-           "sequential": {k: statistics.fmean(r["sequential"][k] for r in rows) for k in KEYS},
-           "direct": ({k: statistics.fmean(r["direct"][k] for r in rows) for k in KEYS}
-                      if all(r.get("direct") for r in rows) else None)}
-    secs = [r.get("train_seconds") for r in rows]
-    out["train_seconds"] = round(statistics.fmean(secs)) if None not in secs else None
+def group_row(label: str, rows: list[dict], **extra) -> dict:
+    f = [float(r[k]) for r in rows for k in ("hr@10",)]
+    secs = [float(r["train_seconds"]) for r in rows if r["train_seconds"] not in ("", None)]
+    conv = {r["converged"] for r in rows}
+    return {"model": label, "config": rows[0]["config"], "selected_by": rows[0]["selected_by"],
+            "ties": rows[0]["ties"], "seeds": sorted(int(r["seed"]) for r in rows),
+            "converged": (conv == {"true"}) if conv - {""} else None,
+            **{k: statistics.fmean(float(r[k]) for r in rows) for k in KEYS},
+            "hr@10_seed_sd": statistics.stdev(f) if len(f) > 1 else 0.0, "users": int(rows[0]["users"]),
+            "train_seconds": round(statistics.fmean(secs)) if secs else None,
+            "eval_users_per_s": rows[0]["eval_users_per_s"] or None,
+            "result_files": [r["result_file"] for r in rows], **extra}
+
+
+def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> dict:
+    test = [r for r in ledger if r["dataset"] == dataset and r["split"] == "test"]
+    rows, baselines = [], []
+    pop = [r for r in test if r["model"] == "pop" and r["ties"] == "pessimistic"]
+    if pop:
+        rows.append(group_row(NAMES["pop"], pop[:1]))
+    for model in ("sasrec", "recbole"):
+        rs = [r for r in test if r["model"] == model and r["selected_by"] == "valid"]
+        if rs:
+            row = group_row(NAMES[model] + ("" if all(r["converged"] == "true" for r in rs) else ", not converged"), rs)
+            row["valid_ndcg@10"] = statistics.fmean(valid_score(f, "ndcg@10") for f in row["result_files"])
+            rows.append(row)
+            baselines.append(row)
+    genrec = []
+    for entry in (plan.get(dataset) or {}).get("genrec") or []:
+        rs = [r for r in test if r["model"] == "genrec" and r["config"] == entry["recipe"]
+              and r["selected_by"] == "valid" and int(r["seed"]) in entry["seeds"]]
+        if rs:
+            scores = [valid_score(f, "hr@10") for f in (r["result_file"] for r in rs)]
+            row = group_row(f"genrec: {Path(entry['recipe']).name}", rs, planned_seeds=entry["seeds"],
+                            valid_hr10=statistics.fmean(s for s in scores if s is not None) if any(scores) else None)
+            rows.append(row)
+            genrec.append(row)
+    for c in context:  # earlier headline rows, shown with how they were chosen
+        rs = [r for r in test if r["result_file"] in c["files"] and r["model"] != "pop"]
+        if rs:
+            rows.append(group_row(c["label"] + (" [ties went to the target]" if rs[0]["ties"] == "first" else ""), rs))
+    out = {"dataset": dataset, "users": rows[0]["users"] if rows else 0,
+           "protocol": "leave-one-out; sequential full ranking over the catalogue with the user's history excluded; "
+                       "pessimistic ties (ties: first = older files, where a tie went to the target)",
+           "rows": rows[:8], "comparison": None}
+    if genrec and baselines:
+        g = max(genrec, key=lambda r: r.get("valid_hr10") or 0)
+        b = max(baselines, key=lambda r: r["valid_ndcg@10"])
+        out["comparison"] = compare(g, b)
     return out
 
 
+def compare(g: dict, b: dict) -> dict:
+    from genrec.metrics import paired_bootstrap
+    res = {"genrec": g["model"], "baseline": b["model"], "baseline_chosen_by": "validation NDCG@10"}
+    for metric in ("hr@10", "ndcg@10"):
+        gv, bv = user_values(g["result_files"], metric), user_values(b["result_files"], metric)
+        users = sorted(set(gv) & set(bv))
+        r = paired_bootstrap([gv[u] for u in users], [bv[u] for u in users], n_boot=10_000, seed=0)
+        res[f"diff_{metric}"] = r["diff"]
+        res["ci95" if metric == "hr@10" else "ci95_ndcg@10"] = r["ci95"]
+        res["users"] = r["n"]
+    lo, hi = res["ci95"]
+    res["verdict"] = "ahead" if lo > 0 else "behind" if hi < 0 else "level (the interval includes zero)"
+    return res
+
+
+def _fmt(x, nd=4) -> str:
+    return "—" if x is None else f"{x:.{nd}f}" if isinstance(x, float) else str(x)
+
+
 def render(out: dict) -> str:
-    lines = [f"# Headline: genrec vs SASRec vs popularity ({out['dataset']}, {out['users']} test users)", "",
-             out["protocol"] + ".", "",
-             "| model | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | direct HR@5 | direct HR@10 | direct NDCG@10 "
-             "| train s | eval users/s | peak RSS MB (train / eval) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# {out['dataset']}: test, {out['users']} users", "", out["protocol"] + ".", "",
+             "| model | selected by | converged | seeds | HR@10 | NDCG@10 | HR@5 | NDCG@5 | train s | eval users/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in out["rows"]:
-        s, d = r["sequential"], r.get("direct") or {}
-        lines.append(f"| {r['model']} | {_fmt(s['hr@5'])} | {_fmt(s['hr@10'])} | {_fmt(s['ndcg@5'])} | "
-                     f"{_fmt(s['ndcg@10'])} | {_fmt(d.get('hr@5'))} | {_fmt(d.get('hr@10'))} | "
-                     f"{_fmt(d.get('ndcg@10'))} | {r.get('train_seconds') if r.get('train_seconds') is not None else '—'} | "
-                     f"{r.get('eval_users_per_s') or '—'} | {r.get('peak_mb') or '—'} |")
-    notes = [r for r in out["rows"] if r.get("direct_template")]
-    if notes:
-        lines += ["", "genrec's P5-style direct template (the 100 candidates written in the prompt, no history):"]
-        for r in notes:
-            dt = r["direct_template"]
-            lines.append(f"- {r['model']}, {dt['template']}: HR@5 {_fmt(dt['hr@5'])}, HR@10 {_fmt(dt['hr@10'])}, "
-                         f"NDCG@10 {_fmt(dt['ndcg@10'])}")
-    for r in out["rows"]:
-        if r.get("train_note"):
-            lines += ["", f"{r['model']}: {r['train_note']}"]
-    for r in out["rows"]:
-        if r.get("seeds"):
-            lines += ["", f"{r['model']}: HR@10 per seed " + ", ".join(f"{x:.4f}" for x in r["seed_hr10"])
-                      + f" (sample SD {r['hr10_sd']:.4f})"]
-    best = max((r for r in out["rows"] if r["model"].startswith("genrec") and not r.get("seeds")),
-               key=lambda r: r["sequential"]["hr@10"], default=None)
-    sasrecs = [r for r in out["rows"] if r["model"].startswith("SASRec") and not r.get("seeds")]
-    # with several SASRec seeds, the best genrec row is held to the best of them (both picked on test)
-    sas = max(sasrecs, key=lambda r: r["sequential"]["hr@10"], default=None)
-    if best and sas:
-        met = best["sequential"]["hr@10"] >= sas["sequential"]["hr@10"]
-        secs = (best.get("train_seconds"), sas.get("train_seconds"))
-        budget = ("" if None in secs else f"; trained {secs[0]} s vs {secs[1]} s: a claim about these training "
-                  "budgets, not about either model trained to convergence")
-        of = f" (the best of {len(sasrecs)} SASRec seeds)" if len(sasrecs) > 1 else ""
-        lines += ["", f"Goal genrec seq HR@10 >= SASRec's{of}: **{'met' if met else 'not met'}** "
-                      f"({best['sequential']['hr@10']:.4f} vs {sas['sequential']['hr@10']:.4f}{budget})."]
-    sas_mean = next((r for r in out["rows"] if r["model"].startswith("SASRec") and r.get("seeds")), None)
-    for r in out["rows"]:
-        if r["model"].startswith("genrec") and r.get("seeds") and sas_mean:
-            g, b = r["sequential"]["hr@10"], sas_mean["sequential"]["hr@10"]
-            lines += ["", f"On means over seeds ({r['model']} vs {sas_mean['model']}): "
-                          f"**{'met' if g >= b else 'not met'}** ({g:.4f} vs {b:.4f})."]
+        sd = f" ± {r['hr@10_seed_sd']:.4f}" if len(r["seeds"]) > 1 else ""
+        conv = {True: "yes", False: "no", None: "—"}[r["converged"]]
+        lines.append(f"| {r['model']} | {r['selected_by']} | {conv} | {','.join(map(str, r['seeds']))} | "
+                     f"{r['hr@10']:.4f}{sd} | {r['ndcg@10']:.4f} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | "
+                     f"{_fmt(r['train_seconds'])} | {_fmt(r['eval_users_per_s'])} |")
+    c = out["comparison"]
+    if c:
+        lines += ["", f"{c['genrec']} vs {c['baseline']} (chosen by {c['baseline_chosen_by']}), paired over "
+                      f"{c['users']} test users: HR@10 {c['diff_hr@10']:+.4f} (95 % CI {c['ci95'][0]:+.4f} to "
+                      f"{c['ci95'][1]:+.4f}), NDCG@10 {c['diff_ndcg@10']:+.4f} (95 % CI {c['ci95_ndcg@10'][0]:+.4f} "
+                      f"to {c['ci95_ndcg@10'][1]:+.4f}): **{c['verdict']}**."]
+    else:
+        lines += ["", "No paired comparison: genrec has no pre-registered run with per-user ranks on this dataset yet."]
+    lines += ["", "± is the sample SD of HR@10 over training seeds; selected by `test` = chosen while test numbers "
+                  "were visible (before eval/plan.yaml). Every run is a row of eval/runs.csv."]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     from genrec.files import atomic_write_text
+    sys.path.insert(0, str(ROOT / "eval"))
+    from ledger import read
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    ap = argparse.ArgumentParser(description="headline table of a dataset from eval/runs.csv (see module doc)",
                                  fromfile_prefix_chars="@")
-    ap.add_argument("--baselines", required=True, help="eval/results/baselines_<dataset>.json")
-    ap.add_argument("--genrec", action="append", default=[], metavar="LABEL=JSON",
-                    help="a `genrec evaluate --out` result (repeatable)")
-    ap.add_argument("--sasrec-seed", action="append", default=[], metavar="JSON",
-                    help="another bench_baselines.py run (--seed S --out STEM): adds its SASRec row and, with "
-                         "it, a row averaging the SASRec seeds (repeatable)")
-    ap.add_argument("--genrec-seeds", action="append", default=[], metavar="LABEL=JSON,JSON,...",
-                    help="the same genrec configuration at several training seeds: one row of their means "
-                         "(the goal is then also checked on means against the SASRec seeds; repeatable)")
+    ap.add_argument("dataset", help="movielens-100k, movielens-1m, ... (as the ledger names it)")
+    ap.add_argument("--context", action="append", default=[], metavar="LABEL=FILE,FILE",
+                    help="an earlier row to show for context (result files of one configuration; repeatable)")
     a = ap.parse_args()
-    base = json.loads(Path(a.baselines).read_text())
-    extra = []
-    for path in a.sasrec_seed:
-        other = json.loads(Path(path).read_text())
-        if other["dataset"] != base["dataset"] or other["users"] != base["users"]:
-            ap.error(f"{path}: {other['dataset']} / {other['users']} users, the baselines have "
-                     f"{base['dataset']} / {base['users']}")
-        extra += baseline_rows(other, popularity=False)
-
-    def genrec_result(path: str) -> dict:
-        """A `genrec evaluate --out` result, checked to be on the baselines' test users."""
-        res = json.loads(Path(path).read_text())
-        if res["users"] != base["users"] or res.get("split", "test") != "test":
-            ap.error(f"{path}: {res['users']} {res.get('split')} users, the baselines have {base['users']} test users")
-        return res
-
-    rows = []
-    for spec in a.genrec:
-        label, sep, path = spec.rpartition("=")
+    plan = yaml.safe_load((ROOT / "eval" / "plan.yaml").read_text())
+    context = []
+    for spec in a.context:
+        label, sep, files = spec.rpartition("=")
         if not sep or not label:
-            ap.error(f"--genrec takes LABEL=JSON, got {spec!r}")
-        rows.append(genrec_row(label, genrec_result(path), path))
-    for spec in a.genrec_seeds:
-        label, sep, paths = spec.rpartition("=")
-        files = [x for x in paths.split(",") if x]
-        if not sep or not label or len(files) < 2:
-            ap.error(f"--genrec-seeds takes LABEL=JSON,JSON[,...] (two or more runs), got {spec!r}")
-        runs = [genrec_row(label, genrec_result(path), path) for path in files]
-        rows.append(mean_row(f"genrec: {label}, mean of {len(runs)} training seeds", runs))
-    base_rows = baseline_rows(base) + extra
-    sas_rows = [r for r in base_rows if r["model"].startswith("SASRec")]
-    means = [mean_row(f"SASRec (RecBole), mean of {len(sas_rows)} seeds", sas_rows)] if len(sas_rows) > 1 else []
-    out = {"dataset": base["dataset"], "users": base["users"], "protocol": base["protocol"],
-           "rows": rows + base_rows + means}
-    stem = RESULTS / f"headline_{base['dataset']}"
+            ap.error(f"--context takes LABEL=FILE,FILE, got {spec!r}")
+        context.append({"label": label, "files": [x for x in files.split(",") if x]})
+    ledger = read()
+    if not any(r["dataset"] == a.dataset for r in ledger):
+        ap.error(f"no ledger row for dataset {a.dataset!r} (have: {sorted({r['dataset'] for r in ledger})})")
+    out = build(a.dataset, ledger, plan, context)
+    stem = ROOT / "eval" / "results" / f"headline_{a.dataset}"
     atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
     md = render(out)
     atomic_write_text(stem.with_suffix(".md"), md)

@@ -86,7 +86,7 @@ def baseline_rows(res: dict, rel: str) -> list[dict]:
         cfg = f"{res['model']} max_len {res['max_len']} patience {res['patience']}" if res["model"] != "pop" else "pop"
         common = {"dataset": res["dataset"], "model": res["model"], "config": cfg, "seed": res["seed"],
                   "selected_by": "valid" if res["model"] != "pop" else "none", "ties": "pessimistic",
-                  "converged": str(res["converged"]).lower(), "train_seconds": res["train_seconds"],
+                  "converged": str(res["converged"]).lower() if res["model"] != "pop" else "", "train_seconds": res["train_seconds"],
                   "result_file": rel}
         s = res["test"]["sequential"]
         rows.append({**common, "split": "test", **{k: s[k] for k in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")},
@@ -140,8 +140,8 @@ def build(plan: dict) -> list[dict]:
     return rows
 
 
-def read(path: Path = LEDGER) -> list[dict]:
-    with open(path, newline="") as f:
+def read(path: Path | None = None) -> list[dict]:
+    with open(path or LEDGER, newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -1,84 +1,118 @@
-"""eval/headline.py: the goal verdicts (best row vs best SASRec seed; means over seeds)."""
+"""eval/ledger.py and eval/headline.py: ledger rows and their selection labels, the generated table,
+and the paired comparison on result files whose per-user ranks are set by hand."""
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_headline():
-    spec = importlib.util.spec_from_file_location("headline", ROOT / "eval" / "headline.py")
+def load(name: str):
+    sys.path.insert(0, str(ROOT / "eval"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "eval" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    sys.modules[name] = mod
     return mod
 
 
-def metrics(hr10: float) -> dict:
-    return {"hr@5": hr10 / 2, "hr@10": hr10, "ndcg@5": hr10 / 4, "ndcg@10": hr10 / 3}
+def ranks_metrics(ranks):
+    from genrec.metrics import ranking_metrics
+    return ranking_metrics(ranks)
 
 
-def genrec_json(path: Path, hr10: float, secs: float) -> str:
-    path.write_text(json.dumps({"users": 10, "split": "test", "training": {"train_seconds": secs},
-                                "families": {"sequential": {"seq-1": {"seen": True, **metrics(hr10),
-                                                                      "candidates_from_sequential": metrics(0.6)}}}}))
-    return str(path)
+def genrec_file(path: Path, ranks, seed: int, recipe: str, ties="pessimistic", valid=(0.2,)):
+    users = [str(u) for u in range(len(ranks))]
+    res = {"dataset": "toy", "split": "test", "users": len(ranks), "families": {"sequential": {"seq-1": {
+        "seen": True, **ranks_metrics(ranks), "users": len(ranks), "per_user": {"users": users, "ranks": ranks}}}},
+        "users_per_s": 5.0, "training": {"command": f"genrec train {recipe} --data d --out o --train.seed {seed} "
+                                                    f"--threads 1", "train_seconds": 100.0,
+                                         "valid_by_step": [{"step": 1, "hr@10": v} for v in valid]}}
+    if ties:
+        res["ties"] = ties
+    path.write_text(json.dumps(res))
 
 
-def baselines_json(path: Path, hr10: float, seed: int) -> str:
-    path.write_text(json.dumps({"dataset": "toy", "users": 10, "protocol": "leave-one-out",
-                                "popularity": {"sequential": metrics(0.08), "direct": metrics(0.3)},
-                                "sasrec": {"sequential": metrics(hr10), "direct": metrics(0.65), "epochs": 10,
-                                           "seed": seed, "train_seconds": 50}}))
-    return str(path)
+def baseline_file(path: Path, model: str, ranks, seed: int, converged=True, valid_ndcg=0.1):
+    users = [str(u) for u in range(len(ranks))]
+    seq = {**ranks_metrics(ranks), "users": len(ranks), "per_user": {"users": users, "ranks": ranks}}
+    path.write_text(json.dumps({"kind": "baseline", "dataset": "toy", "model": model, "seed": seed, "max_len": 50,
+                                "patience": 5, "converged": converged, "train_seconds": 10.0,
+                                "valid_curve": [{"epoch": 1, "hr@10": 0.1, "ndcg@10": valid_ndcg}],
+                                "test": {"sequential": seq, "users_per_s": 100.0}}))
 
 
-def test_means_over_seeds_and_the_best_row_give_their_own_verdicts(tmp_path, monkeypatch, capsys):
-    hl = load_headline()
-    monkeypatch.setattr(hl, "RESULTS", tmp_path)
-    g = [genrec_json(tmp_path / f"g{i}.json", hr, 100 + 10 * i) for i, hr in enumerate((0.17, 0.18, 0.19))]
-    base = baselines_json(tmp_path / "b.json", 0.186, 2020)
-    other = baselines_json(tmp_path / "b2.json", 0.176, 2021)
-    monkeypatch.setattr(sys, "argv", ["headline.py", "--baselines", base, "--sasrec-seed", other,
-                                      "--genrec", f"best seed={g[2]}", "--genrec-seeds", "cfg=" + ",".join(g)])
-    hl.main()
-    out = json.loads((tmp_path / "headline_toy.json").read_text())
-    rows = {r["model"]: r for r in out["rows"]}
-    gm = rows["genrec: cfg, mean of 3 training seeds"]
-    assert gm["sequential"]["hr@10"] == pytest.approx(0.18) and gm["hr10_sd"] == pytest.approx(0.01)
-    assert gm["sequential"]["ndcg@10"] == pytest.approx(0.06) and gm["direct"]["hr@10"] == pytest.approx(0.6)
-    assert gm["train_seconds"] == 110 and gm["seed_hr10"] == [0.17, 0.18, 0.19]
-    sm = rows["SASRec (RecBole), mean of 2 seeds"]
-    assert sm["sequential"]["hr@10"] == pytest.approx(0.181) and sm["hr10_sd"] == pytest.approx(0.01 / 2 ** 0.5)
-    md = (tmp_path / "headline_toy.md").read_text()
-    # the best genrec row (0.19) beats the best SASRec seed (0.186); the means (0.180 vs 0.181) do not
-    assert "(the best of 2 SASRec seeds): **met** (0.1900 vs 0.1860" in md
-    assert "(genrec: cfg, mean of 3 training seeds vs SASRec (RecBole), mean of 2 seeds): **not met** " \
-           "(0.1800 vs 0.1810)" in md
-    assert "HR@10 per seed 0.1700, 0.1800, 0.1900 (sample SD 0.0100)" in md
-    capsys.readouterr()
-    monkeypatch.setattr(sys, "argv", ["headline.py", "--baselines", base, "--genrec-seeds", f"cfg={g[0]}"])
-    with pytest.raises(SystemExit):
-        hl.main()
-    assert "two or more runs" in capsys.readouterr().err
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "eval" / "runs").mkdir(parents=True)
+    (tmp_path / "eval" / "results").mkdir()
+    plan = {"toy": {"genrec": [{"recipe": "adapters/r.yaml", "seeds": [0, 1]}]}}
+    (tmp_path / "eval" / "plan.yaml").write_text(yaml.safe_dump(plan))
+    ledger, headline = load("ledger"), load("headline")
+    monkeypatch.setattr(ledger, "ROOT", tmp_path)
+    monkeypatch.setattr(ledger, "LEDGER", tmp_path / "eval" / "runs.csv")
+    monkeypatch.setattr(ledger, "SOURCES", (tmp_path / "eval" / "runs", tmp_path / "eval" / "results"))
+    monkeypatch.setattr(headline, "ROOT", tmp_path)
+    return tmp_path, ledger, headline
 
 
-def test_an_argument_file_gives_the_same_table_and_rows_name_their_sources(tmp_path, monkeypatch, capsys):
-    hl = load_headline()
-    monkeypatch.setattr(hl, "RESULTS", tmp_path)
-    g = [genrec_json(tmp_path / f"g{i}.json", hr, 100) for i, hr in enumerate((0.17, 0.19))]
-    base = baselines_json(tmp_path / "b.json", 0.186, 2020)
-    args = ["--baselines", base, "--genrec", f"one, with a comma={g[0]}", "--genrec-seeds", "cfg=" + ",".join(g)]
-    monkeypatch.setattr(sys, "argv", ["headline.py", *args])
-    hl.main()
-    direct = (tmp_path / "headline_toy.md").read_text()
-    (tmp_path / "headline_toy.md").unlink()
-    (tmp_path / "h.args").write_text("\n".join(args) + "\n")  # one argument per line, spaces kept
-    monkeypatch.setattr(sys, "argv", ["headline.py", f"@{tmp_path / 'h.args'}"])
-    hl.main()
-    assert (tmp_path / "headline_toy.md").read_text() == direct
-    rows = {r["model"]: r for r in json.loads((tmp_path / "headline_toy.json").read_text())["rows"]}
-    assert rows["genrec: one, with a comma"]["source"] == g[0]
-    assert rows["genrec: cfg, mean of 2 training seeds"]["sources"] == g
+def test_ledger_labels_how_each_run_was_chosen(world, monkeypatch):
+    root, ledger, _ = world
+    runs = root / "eval" / "runs"
+    genrec_file(runs / "g0.json", [0, 20, 3, 50], 0, "adapters/r.yaml")          # pre-registered
+    genrec_file(runs / "g5.json", [0, 20, 3, 50], 5, "adapters/r.yaml")          # seed not in the plan
+    genrec_file(runs / "old.json", [0, 1, 2, 3], 0, "adapters/r.yaml", ties=None)  # before the plan
+    baseline_file(runs / "b.json", "sasrec", [1, 30, 2, 9], 0, converged=False)
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    rows = {r["result_file"]: r for r in ledger.read(root / "eval" / "runs.csv")}
+    assert rows["eval/runs/g0.json"]["selected_by"] == "valid"
+    assert rows["eval/runs/g5.json"]["selected_by"] == "test"
+    assert rows["eval/runs/old.json"]["selected_by"] == "test" and rows["eval/runs/old.json"]["ties"] == "first"
+    assert rows["eval/runs/g0.json"]["config"] == "adapters/r.yaml" and rows["eval/runs/g0.json"]["seed"] == "0"
+    assert rows["eval/runs/g0.json"]["hr@10"] == "0.5000"  # ranks 0 and 3 hit of 4
+    assert rows["eval/runs/b.json"]["converged"] == "false" and rows["eval/runs/b.json"]["selected_by"] == "valid"
+    assert set(rows["eval/runs/g0.json"]) == set(ledger.COLUMNS)
+
+
+def test_config_of_keeps_the_recipe_and_overrides_only():
+    ledger = load("ledger")
+    cfg, seed = ledger.config_of("genrec train adapters/x.yaml --data d --model.item_dropout 0.3 --train.seed 4 "
+                                 "--threads 1 --out runs/a --train.mask_seen=true; genrec evaluate runs/a/best")
+    assert cfg == "adapters/x.yaml --model.item_dropout 0.3 --train.mask_seen true" and seed == 4
+
+
+def test_headline_pairs_genrec_seeds_with_the_best_validated_baseline(world, monkeypatch):
+    root, ledger, headline = world
+    runs = root / "eval" / "runs"
+    n = 400
+    # genrec hits users 0-199 at both seeds; SASRec hits 0-99, RecBole (worse on validation) hits all
+    genrec_file(runs / "g0.json", [0] * 200 + [500] * 200, 0, "adapters/r.yaml", valid=(0.3,))
+    genrec_file(runs / "g1.json", [0] * 200 + [500] * 200, 1, "adapters/r.yaml", valid=(0.2,))
+    baseline_file(runs / "s0.json", "sasrec", [2] * 100 + [99] * 300, 0, valid_ndcg=0.2)
+    baseline_file(runs / "r0.json", "recbole", [1] * n, 0, valid_ndcg=0.1)
+    baseline_file(runs / "p0.json", "pop", [50] * n, 0)
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
+    headline.main()
+    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    c = out["comparison"]
+    assert c["baseline"].startswith("SASRec+") and c["users"] == n
+    assert c["diff_hr@10"] == pytest.approx(0.25)  # 200/400 - 100/400
+    # every user's difference is 0 or 1 (hits 100-199): mean 0.25, bootstrap SE sqrt(.25 * .75 / 400)
+    assert c["ci95"][0] == pytest.approx(0.25 - 1.96 * 0.02165, abs=0.01)
+    assert c["ci95"][1] == pytest.approx(0.25 + 1.96 * 0.02165, abs=0.01)
+    assert c["verdict"] == "ahead"
+    g = next(r for r in out["rows"] if r["model"].startswith("genrec"))
+    assert g["seeds"] == [0, 1] and g["selected_by"] == "valid" and g["hr@10"] == pytest.approx(0.5)
+    s = next(r for r in out["rows"] if r["model"].startswith("SASRec+"))
+    assert s["converged"] is True
+    md = (root / "eval" / "results" / "headline_toy.md").read_text()
+    assert "**ahead**" in md and md.count("\n| ") <= 9  # header + at most 8 rows
