@@ -129,6 +129,7 @@ def comparison_table(results: dict) -> str:
     ex = results["explanation"]["families"].get("explanation", {})
     for tid, r in ex.items():
         if not tid.startswith("mean_"):
-            lines.append(f"\nexplanation {tid} ({'seen' if r['seen'] else 'unseen'}, {r['users']} users): "
+            kind = {True: "seen", False: "unseen", None: "the item's metadata sentence, no model"}[r["seen"]]
+            lines.append(f"\nexplanation {tid} ({kind}, {r['users']} users): "
                          f"BLEU-4 {r['bleu4']:.2f}, ROUGE-1 {r['rouge1']:.2f}, ROUGE-L {r['rougeL']:.2f}")
     return "\n".join(lines)

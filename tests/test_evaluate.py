@@ -60,3 +60,15 @@ def test_a_constant_scorer_gets_nothing_from_ties(tmp_path):
     assert res["per_user"]["ranks"] == [n - 1 for n in allowed]
     base = score_protocol(ds, lambda us: np.zeros((len(us), ds.n_items)), list(range(ds.n_users)))
     assert base["sequential"]["hr@10"] == 0.0 and base["direct"]["hr@1"] == 0.0
+
+
+def test_template_no_model_row_is_the_items_own_metadata_sentence(tmp_path):
+    from genrec.data.examples import metadata_explanation
+    from genrec.evaluate import template_explanations
+    ds = PreparedDataset.load(cyclic_dataset(tmp_path, n_users=6, n_items=12))
+    res = template_explanations(ds, list(range(ds.n_users)))
+    u0 = ds.target(0, "test")
+    assert res["users"] == 6 and res["seen"] is None
+    assert res["sample"]["prediction"] == metadata_explanation(ds, u0, [])[0]
+    # with no reviews and no knowledge-graph links, the references are those very sentences
+    assert res["bleu4"] == pytest.approx(100.0) and res["rougeL"] == pytest.approx(100.0)
