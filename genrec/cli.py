@@ -51,23 +51,6 @@ def _config_from_args(cls: type, ns: argparse.Namespace, base: dict | None, sect
     return from_dict(cls, data, section)
 
 
-class _Steps:
-    """A progress bar over named pipeline steps."""
-
-    def __init__(self, total: int, quiet: bool = False):
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=total, unit="step", disable=quiet, bar_format="{l_bar}{bar:20}| {n}/{total} [{elapsed}]")
-
-    def __call__(self, msg: str) -> None:
-        self.bar.set_description(msg)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.n = self.bar.total  # optional steps may have been skipped
-        self.bar.refresh()
-        self.bar.close()
-
-
 # ---------------------------------------------------------------- prepare
 def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file with data keys (a recipe's `data:` section or a bare mapping)")
@@ -77,34 +60,17 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     _add_config_args(p, DataConfig)
 
 
-def prepare_dataset(cfg: DataConfig, out: str | Path, overwrite: bool = False, quiet: bool = False):
-    from genrec.files import OutputExistsError
-    from genrec.data.dataset import PreparedDataset
-    from genrec.data.loaders import load_raw
-
-    if Path(out).exists() and not overwrite:  # fail before the work, not after
-        raise OutputExistsError(f"{out} already exists (pass --overwrite to replace it)")
-    steps = _Steps(7, quiet)
-    try:
-        steps(f"read {cfg.source}")
-        raw = load_raw(cfg)
-        ds = PreparedDataset.build(raw, cfg, steps)
-        steps("write")
-        ds.save(out, overwrite=overwrite)
-    finally:
-        steps.close()
-    return ds
-
-
 @verb("prepare", "read a raw source into a prepared dataset directory", _prepare_args)
 def cmd_prepare(ns: argparse.Namespace) -> int:
+    from genrec.data.prepare import prepare_dataset
+
     base = None
     if ns.config:
         base = load_yaml(ns.config)
         base = base.get("data", base)
     cfg = _config_from_args(DataConfig, ns, base, "data")
     t0 = time.perf_counter()
-    ds = prepare_dataset(cfg, ns.out, ns.overwrite, ns.quiet)
+    ds = prepare_dataset(cfg, ns.out, ns.overwrite, ns.quiet)  # checks --out before any work
     c, s = ds.meta["counts"], ds.meta["split_sizes"]
     skipped = f", {ds.meta['skipped_rows']:,} bad rows skipped" if ds.meta["skipped_rows"] else ""
     print(f"prepared {cfg.source} -> {ns.out}: {c['users']:,} users, {c['items']:,} items, "

@@ -39,7 +39,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
     import shutil
 
     from genrec.baselines import popularity_results
-    from genrec.cli import prepare_dataset
+    from genrec.data.prepare import prepare_dataset
     from genrec.config import DataConfig, load_recipe
     from genrec.data.dataset import PreparedDataset
     from genrec.evaluate import eval_users as test_users

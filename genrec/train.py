@@ -306,6 +306,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", tc.max_history,
                                 images, batch_size=16, progress=False, seed=tc.seed)
         raw.train()
+        r.pop("per_user", None)  # checkpoints keep the metrics, not 943+ per-user ranks
+        r.get("candidates_from_sequential", {}).pop("per_user", None)
         return r
 
     def save(step: int, res: dict | None) -> None:

@@ -189,6 +189,14 @@ def extract_features(
         if cached.random_weights:
             print(f"warning: {RANDOM_WARNING}", file=sys.stderr)
         return cached, {"cache_hit": True, "encoded": 0, "masked": int((~cached.mask).sum()), "failed": []}
+    if out.exists():  # --overwrite replaces only a genrec feature cache, never another file
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                load_features(out)
+        except Exception:
+            raise VisionError(f"cannot write feature cache {out}: it exists and is not a genrec feature cache; "
+                              "remove it yourself or choose another --out") from None
     model, preprocess = load_clip(name, pretrained, device)
     if pretrained == "none":
         print(f"warning: {RANDOM_WARNING}", file=sys.stderr)

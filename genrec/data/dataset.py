@@ -165,7 +165,7 @@ class PreparedDataset:
 
     # ---------------------------------------------------------------- disk
     def save(self, out: str | Path, overwrite: bool = False) -> Path:
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, kind="dataset") as tmp:
             self.interactions.to_parquet(tmp / "interactions.parquet", index=False)
             self.items.to_parquet(tmp / "items.parquet", index=False)
             self.users.to_parquet(tmp / "users.parquet", index=False)

@@ -368,7 +368,7 @@ class GenRecModel(nn.Module):
     def save_pretrained(self, out: str | Path, item_ids: list[str] | None = None,
                         overwrite: bool = True, extra: dict | None = None, write_extra=None) -> Path:
         """Write the checkpoint atomically; `write_extra(tmp_dir)` adds files inside the same unit."""
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, kind="checkpoint") as tmp:
             cfg = {"genrec_checkpoint": CHECKPOINT_VERSION, **to_dict(self.recipe), **(extra or {})}
             (tmp / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
             save_file(self.trainable_state(), str(tmp / "trainable.safetensors"))

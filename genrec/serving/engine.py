@@ -122,7 +122,7 @@ def export_for_vllm(rec: Recommender, out: Path) -> Path:
     emb_key = next(k for k, v in state.items() if v.data_ptr() == emb.data_ptr() or k.endswith("embed_tokens.weight"))
     state[emb_key] = torch.cat([emb, model.item_emb.in_rows().detach().to(dtype)]).contiguous()
     state["lm_head.weight"] = torch.cat([head_w, model.item_emb.out_rows().detach().to(dtype)]).contiguous()
-    with atomic_dir(out, overwrite=True) as tmp:
+    with atomic_dir(out, overwrite=True, kind="engine") as tmp:
         save_file({k: v.cpu() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         cfg = base.config.to_dict()
         cfg.update(vocab_size=off + n, tie_word_embeddings=False, torch_dtype=str(dtype).replace("torch.", ""),
