@@ -446,7 +446,12 @@ def _serve_args(p: argparse.ArgumentParser, demo: bool = False) -> None:
     p.add_argument("--engine", default="hf", choices=["hf", "vllm"],
                    help="hf: transformers, every backbone (default); vllm: decoder-only + atomic item tokens, "
                         "batches concurrent requests (needs vLLM: see README 'Serving')")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only; "
+                   "any other address needs --api-key)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route "
+                   "(default: $GENREC_API_KEY; none on loopback)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another Host name a loopback server answers to (repeatable; default: localhost names only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--device", help="torch device for the hf engine (default: cuda if available, else cpu)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a request may wait for the engine")
@@ -464,13 +469,17 @@ def _start_server(ns: argparse.Namespace, ck: str, banner: str) -> int:
         raise ValueError(f"--port must be 1..65535, got {ns.port}")
     if ns.max_batch < 1 or ns.timeout <= 0:
         raise ValueError("--max-batch must be >= 1 and --timeout > 0")
+    from genrec.serving.guard import check_listen
+    api_key = ns.api_key or os.environ.get("GENREC_API_KEY") or None
+    check_listen(ns.host, api_key)  # before loading anything
     if ns.threads:
         torch.set_num_threads(ns.threads)
     print(f"loading {ck} with the {ns.engine} engine ...", file=sys.stderr)
     engine = load_engine(ns.engine, ck, ns.data, ns.device)
     print(banner.format(url=f"http://{ns.host}:{ns.port}"), file=sys.stderr)
     try:
-        serve(engine, ns.host, ns.port, ns.timeout, ns.max_batch, checkpoint=str(ck))
+        serve(engine, ns.host, ns.port, ns.timeout, ns.max_batch, checkpoint=str(ck), api_key=api_key,
+              allow_hosts=tuple(ns.allow_host))
     finally:
         engine.close()
     return 0

@@ -35,7 +35,7 @@ def engine(ckpt):
 
 @pytest.fixture(scope="module")
 def client(engine):
-    return TestClient(create_app(engine, timeout_s=60))
+    return TestClient(create_app(engine, timeout_s=60), base_url="http://localhost")
 
 
 def test_health_and_lookups(client, engine):
@@ -187,7 +187,8 @@ def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(engine)
 def _failures_and_timeouts(url, engine):
     u = engine.rec.ds.user_ids[0]
     r = httpx.post(f"{url}/recommend", json={"user": u, "k": 13}, timeout=10)
-    assert r.status_code == 500 and "simulated engine failure" in r.json()["error"]["message"]
+    msg = r.json()["error"]["message"]
+    assert r.status_code == 500 and "engine failed" in msg and "simulated" not in msg  # details stay in the log
     r = httpx.post(f"{url}/recommend", json={"user": u, "k": 17}, timeout=10)
     assert r.status_code == 504
     time.sleep(0.8)
@@ -263,16 +264,23 @@ def test_serve_and_demo_bad_arguments_are_one_line(ckpt, tmp_path, monkeypatch, 
     assert rc == 2 and message in err and "Traceback" not in err
 
 
-def test_item_images_are_linked_and_served(client, engine, tmp_path):
-    """Datasets with images (Amazon) carry a file path per item; the API links and serves it."""
+def test_item_images_are_linked_and_served(client, engine, tmp_path, monkeypatch):
+    """Only files the feature step read as images, under the dataset's images folder, are served."""
     from PIL import Image
     ds = engine.rec.ds
     png = tmp_path / "poster.png"
     Image.new("RGB", (8, 12), (200, 30, 30)).save(png)
+    (tmp_path / "notes.txt").write_text("not an image")
+    outside = tmp_path.parent / f"{tmp_path.name}-secret.png"
+    Image.new("RGB", (2, 2)).save(outside)
+    monkeypatch.setitem(ds.meta, "config", {**ds.meta.get("config", {}), "images_path": str(tmp_path)})
+    monkeypatch.setattr(engine.rec, "images", {0, 2, 3})  # the items the feature step encoded
     old = ds.items["image"].copy()
     try:
         ds.items["image"] = ds.items["image"].astype(object)
-        ds.items.loc[ds.items.index[0], "image"] = str(png)
+        for row, path in ((0, png), (1, tmp_path / "notes.txt"), (2, "/etc/hostname"),
+                          (3, tmp_path / ".." / outside.name)):
+            ds.items.loc[ds.items.index[row], "image"] = str(path)
         iid = ds.item_ids[0]
         info = client.get(f"/items/{iid}").json()
         assert info["image"] == f"/items/{iid}/image"
@@ -281,6 +289,72 @@ def test_item_images_are_linked_and_served(client, engine, tmp_path):
         hist_user = next(u for u in range(ds.n_users) if 0 in set(int(x) for x in ds.sequence(u)))
         h = client.get(f"/users/{ds.user_ids[hist_user]}", params={"limit": 1000}).json()["history"]
         assert [x.get("image") for x in h if x["id"] == iid] == [f"/items/{iid}/image"]
-        assert client.get(f"/items/{ds.item_ids[1]}/image").status_code == 404  # no image for that one
+        for row in (1, 2, 3, 4):  # not read as an image / outside the folder / traversal / no image at all
+            r = client.get(f"/items/{ds.item_ids[row]}/image")
+            assert r.status_code == 404 and r.json()["error"]["message"].endswith("has no image"), row
+        monkeypatch.setitem(ds.meta, "config", {**ds.meta["config"], "images_path": None})
+        assert client.get(f"/items/{iid}/image").status_code == 404  # no images folder: nothing served
     finally:
         ds.items["image"] = old
+        outside.unlink()
+
+
+def test_body_limit_counts_chunked_bytes(client):
+    def chunks(n):
+        for _ in range(n):
+            yield b"x" * 16384
+    r = client.post("/v1/chat/completions", content=chunks(64), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "KiB" in r.json()["error"]["message"]
+    r = client.post("/recommend", content=b"{" * 70_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert client.get("/health").status_code == 200
+
+
+def test_host_allow_list_and_api_key(engine):
+    app = create_app(engine, timeout_s=60, allow_hosts=("my.box",))
+    c = TestClient(app, base_url="http://localhost")
+    assert c.get("/health").status_code == 200
+    assert c.get("/health", headers={"host": "127.0.0.1:8000"}).status_code == 200
+    assert c.get("/health", headers={"host": "[::1]:8000"}).status_code == 200
+    assert c.get("/health", headers={"host": "my.box"}).status_code == 200
+    r = c.get(f"/users/{engine.rec.ds.user_ids[0]}", headers={"host": "evil.example:8000"})  # DNS rebinding
+    assert r.status_code == 403 and r.json()["error"]["status"] == 403
+    keyed = TestClient(create_app(engine, timeout_s=60, api_key="s3cret", bind_host="0.0.0.0"),
+                       base_url="http://203.0.113.5")
+    for path in ("/health", "/users", "/docs", "/openapi.json", "/nope"):
+        r = keyed.get(path)
+        assert r.status_code == 401 and "API key" in r.json()["error"]["message"], path
+    assert keyed.get("/health", headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert keyed.get("/health", headers={"authorization": "Bearer s3cret"}).status_code == 200
+    assert keyed.get("/").status_code == 200 and "genrec-key" in keyed.get("/").text  # the page asks for it
+
+
+def test_listening_beyond_loopback_needs_a_key(ckpt, capsys, monkeypatch):
+    from genrec.cli import main
+    from genrec.serving.guard import ListenError, check_listen
+    with pytest.raises(ListenError, match="--api-key"):
+        check_listen("0.0.0.0", None)
+    check_listen("0.0.0.0", "k")
+    check_listen("127.0.0.1", None)
+    monkeypatch.delenv("GENREC_API_KEY", raising=False)
+    assert main(["serve", str(ckpt), "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "refusing to listen on 0.0.0.0 without an API key" in err and "loading" not in err
+    assert len(err.splitlines()) == 1
+
+
+def test_one_error_shape_docs_offline_and_multipart_content(client, engine):
+    r = client.get("/no/such/route")
+    assert r.status_code == 404 and r.json() == {"error": {"message": "no route /no/such/route", "status": 404}}
+    r = client.get("/recommend")
+    assert r.status_code == 405 and r.json()["error"]["status"] == 405
+    d = client.get("/docs")
+    assert d.status_code == 200 and "/v1/chat/completions" in d.text and "cdn" not in d.text.lower()
+    assert client.get("/favicon.ico").status_code == 200
+    u = engine.rec.ds.user_ids[0]
+    parts = [{"type": "text", "text": "what should I watch"}, {"type": "text", "text": "next?"}]
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}], "user": u})
+    assert r.status_code == 200 and r.json()["genrec"]["task"] == "sequential"
+    img = [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": img}], "user": u})
+    assert r.status_code == 422 and "only text content" in r.json()["error"]["message"]

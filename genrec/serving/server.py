@@ -16,6 +16,7 @@ message; an engine failure answers 500 with a message and the server keeps servi
 
 import asyncio
 import json
+import logging
 import queue
 import threading
 import time
@@ -27,6 +28,10 @@ from typing import Literal
 from genrec.recommender import Query, RecommenderError
 from genrec.serving.chat import Router
 from genrec.serving.engine import Engine
+from genrec.serving.guard import Guard, check_listen
+
+log = logging.getLogger("genrec.serve")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_K = 1000
@@ -93,9 +98,12 @@ class Batcher:
         self.q.put(None)
 
 
-def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, checkpoint: str = ""):
+def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, checkpoint: str = "",
+               api_key: str | None = None, bind_host: str = "127.0.0.1", allow_hosts: tuple[str, ...] = ()):
+    """The FastAPI app behind `Guard` (body limit as bytes arrive, Host allow-list, API key)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
     from pydantic import BaseModel, ConfigDict, Field
 
@@ -129,10 +137,23 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         answer: Literal["auto", "item", "text"] = "auto"
         max_new_tokens: int = Field(48, ge=1, le=MAX_NEW_TOKENS)
 
+    class Part(BaseModel):  # OpenAI's multi-part content; only text parts carry anything here
+        model_config = ConfigDict(extra="allow")
+        type: str
+        text: str | None = Field(None, max_length=MAX_TEXT_CHARS)
+
     class Message(BaseModel):
         model_config = ConfigDict(extra="allow")
         role: Literal["system", "user", "assistant", "tool", "developer"]
-        content: str | None = Field(None, max_length=MAX_TEXT_CHARS)
+        content: str | list[Part] | None = Field(None, max_length=MAX_TEXT_CHARS)
+
+        def text(self) -> str:
+            if not isinstance(self.content, list):
+                return self.content or ""
+            bad = [p.type for p in self.content if p.type != "text"]
+            if bad:
+                raise APIError(422, f"messages: only text content is supported, got a {bad[0]!r} part")
+            return "\n".join(p.text or "" for p in self.content)
 
     class ChatReq(BaseModel):
         model_config = ConfigDict(extra="allow")  # OpenAI clients send more fields than we use
@@ -142,19 +163,19 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         user: str | None = Field(None, max_length=200)
         max_tokens: int | None = Field(None, ge=1, le=4096)
 
-    app = FastAPI(title="genrec", version="0.1.0",
+    app = FastAPI(title="genrec", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Generative recommendation with adapter-tuned language models")
     app.state.engine, app.state.batcher, app.state.router = engine, batcher, router
+    app.add_middleware(Guard, max_body=MAX_BODY_BYTES, bind_host=bind_host, api_key=api_key,
+                       allow_hosts=tuple(allow_hosts))
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": {"message": message, "status": status}}, status_code=status)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        n = request.headers.get("content-length")
-        if n is not None and (not n.isdigit() or int(n) > MAX_BODY_BYTES):
-            return error(413, f"request body over {MAX_BODY_BYTES // 1024} KiB")
-        return await call_next(request)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):  # 404/405 in the one error shape
+        msg = {404: f"no route {request.url.path}", 405: f"{request.method} is not allowed on {request.url.path}"}
+        return error(exc.status_code, msg.get(exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -175,8 +196,9 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         return error(exc.status, exc.message)
 
     @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception):
-        return error(500, f"internal error ({type(exc).__name__}: {str(exc)[:200]})")
+    async def internal(request: Request, exc: Exception):  # the details go to the server log, not the client
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error(500, "internal error (details are in the server log)")
 
     async def raw(q: Query):
         """Run a query through the batcher: its raw result (504 on timeout, 500 on an engine failure)."""
@@ -187,7 +209,8 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         except RecommenderError:
             raise
         except Exception as e:
-            raise APIError(500, f"engine error ({type(e).__name__}: {str(e)[:200]})") from None
+            log.error("engine error", exc_info=e)
+            raise APIError(500, "the engine failed on this request (details are in the server log)") from None
 
     async def answer(q: Query):
         return rec.answer(q, await raw(q))
@@ -214,10 +237,17 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.get("/items/{item_id}/image")
     async def item_image(item_id: str):
-        p = rec.ds.items["image"].iat[rec.item_index(item_id)]
-        if not isinstance(p, str) or not Path(p).is_file():
-            return error(404, f"item {item_id} has no image file")
-        return FileResponse(p)
+        """Only files the feature step read as images, lying under the dataset's images folder."""
+        i = rec.item_index(item_id)
+        images_dir = (rec.ds.meta.get("config") or {}).get("images_path")
+        images_dir = Path(images_dir).resolve() if images_dir else None
+        p = rec.ds.items["image"].iat[i]
+        if not isinstance(p, str) or images_dir is None or not rec.images or i not in rec.images:
+            return error(404, f"item {item_id} has no image")
+        path = Path(p).resolve()
+        if images_dir not in path.parents or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            return error(404, f"item {item_id} has no image")
+        return FileResponse(path)
 
     @app.get("/users")
     async def users(limit: int = 100):
@@ -291,7 +321,7 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.post("/v1/chat/completions")
     async def chat(r: ChatReq):
-        messages = [{"role": m.role, "content": m.content or ""} for m in r.messages]
+        messages = [{"role": m.role, "content": m.text()} for m in r.messages]
         if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
             return error(413, "conversation too long; start a new one")
         reply = await chat_reply(messages, r.user)
@@ -323,7 +353,35 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
     async def page():
         return (STATIC / "chat.html").read_text(encoding="utf-8")
 
+    @app.get("/favicon.ico")
+    async def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/docs", response_class=HTMLResponse)
+    async def docs():  # the routes and their request fields, from the OpenAPI schema: no CDN needed
+        return api_docs(app.openapi())
+
     return app
+
+
+def api_docs(spec: dict) -> str:
+    """A plain HTML page of the API from its OpenAPI schema (works offline; /openapi.json has it all)."""
+    from html import escape
+    schemas = spec.get("components", {}).get("schemas", {})
+    rows = []
+    for path, ops in spec.get("paths", {}).items():
+        for method, op in ops.items():
+            ref = (op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+                   .get("$ref", ""))
+            fields = schemas.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}) if ref else {}
+            body = ", ".join(f"{escape(k)}: {escape(str(v.get('type', 'object')))}" for k, v in fields.items())
+            rows.append(f"<tr><td>{method.upper()}</td><td><code>{escape(path)}</code></td>"
+                        f"<td>{escape(op.get('summary', ''))}</td><td>{body}</td></tr>")
+    return ("<!doctype html><meta charset=utf-8><title>genrec API</title><h1>genrec API</h1>"
+            "<p>Errors: <code>{\"error\": {\"message\", \"status\"}}</code>. With an API key, send "
+            "<code>Authorization: Bearer KEY</code>. Full schema: <a href=/openapi.json>/openapi.json</a>.</p>"
+            "<table border=1 cellpadding=4><tr><th>method</th><th>path</th><th>what</th><th>JSON body</th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _lines(items: list[dict]) -> str:
@@ -343,7 +401,10 @@ def _pieces(text: str, size: int = 3) -> list[str]:
 
 
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 60.0,
-          max_batch: int = 32, checkpoint: str = "", log_level: str = "warning") -> None:
+          max_batch: int = 32, checkpoint: str = "", log_level: str = "warning", api_key: str | None = None,
+          allow_hosts: tuple[str, ...] = ()) -> None:
     import uvicorn
-    app = create_app(engine, timeout_s=timeout_s, max_batch=max_batch, checkpoint=checkpoint)
+    check_listen(host, api_key)
+    app = create_app(engine, timeout_s=timeout_s, max_batch=max_batch, checkpoint=checkpoint, api_key=api_key,
+                     bind_host=host, allow_hosts=allow_hosts)
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=5)
