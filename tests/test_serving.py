@@ -358,3 +358,24 @@ def test_one_error_shape_docs_offline_and_multipart_content(client, engine):
     img = [{"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
     r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": img}], "user": u})
     assert r.status_code == 422 and "only text content" in r.json()["error"]["message"]
+
+
+def test_the_stock_openai_client_plain_streamed_and_with_a_key(engine):
+    """The real `openai` package against /v1/chat/completions on a live loopback server."""
+    openai = pytest.importorskip("openai", reason="the openai client is in genrec's dev extra")
+    from tests.browser import LiveServer
+    u = engine.rec.ds.user_ids[0]
+    msgs = [{"role": "user", "content": f"what should user {u} watch next?"}]
+    with LiveServer(create_app(engine, timeout_s=60)) as srv:
+        client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0)
+        r = client.chat.completions.create(model="genrec", messages=msgs)
+        assert r.choices[0].message.role == "assistant" and "pick" in r.choices[0].message.content
+        text = "".join(c.choices[0].delta.content or "" for c in
+                       client.chat.completions.create(model="genrec", messages=msgs, stream=True))
+        assert text == r.choices[0].message.content
+    with LiveServer(create_app(engine, timeout_s=60, api_key="k3y")) as srv:
+        good = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="k3y", max_retries=0)
+        assert good.chat.completions.create(model="genrec", messages=msgs).choices[0].message.content
+        bad = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="nope", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.chat.completions.create(model="genrec", messages=msgs)
