@@ -91,7 +91,7 @@ def test_missing_file(tmp_path):
 
 def test_table_missing_column(tmp_path):
     p = write(tmp_path, "t.csv", "user,item\na,b\n")
-    with pytest.raises(DataError, match=r"t.csv: missing column 'timestamp' \(found: user, item\)"):
+    with pytest.raises(DataError, match=r"t.csv: missing column 'timestamp' \(found: user, item;"):
         load_raw(cfg(source="table", path=p))
 
 
