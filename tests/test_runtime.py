@@ -1,0 +1,48 @@
+"""genrec.runtime: readable progress in logs, quiet third-party bars, the thread policy."""
+import io
+
+import pytest
+
+from genrec import runtime
+
+
+def test_bar_writes_one_plain_line_per_update_when_not_a_terminal():
+    out = io.StringIO()  # not a tty
+    b = runtime.bar(total=3, desc="train", file=out, mininterval=0)
+    for _ in range(3):
+        b.update(1)
+    b.close()
+    text = out.getvalue()
+    assert "\r" not in text and text.endswith("\n")
+    lines = text.strip().splitlines()
+    assert lines[-1].startswith("train: 100%") and "3/3" in lines[-1]
+    assert len(lines) >= 2
+
+
+def test_quiet_libraries_turns_transformers_bars_off():
+    from transformers.utils import logging as hf_logging
+    hf_logging.enable_progress_bar()
+    runtime.quiet_libraries()
+    assert not hf_logging.is_progress_bar_enabled()
+
+
+def test_gguf_bar_is_silenced_only_inside():
+    gg = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
+    before = gg.tqdm
+    with runtime.no_gguf_bar():
+        assert gg.tqdm is not before and list(gg.tqdm([1, 2])) == [1, 2]
+    assert gg.tqdm is before
+
+
+def test_thread_policy(monkeypatch):
+    import torch
+    old = torch.get_num_threads()
+    try:
+        assert runtime.thread_policy(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr(runtime.os, "getloadavg", lambda: (50.0, 0, 0))  # a very busy machine
+        assert runtime.free_cpus() == 1 and runtime.thread_policy(None) == 1
+        monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0, 0))
+        n = len(runtime.os.sched_getaffinity(0))
+        assert runtime.free_cpus() == n
+    finally:
+        torch.set_num_threads(old)
