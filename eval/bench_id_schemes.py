@@ -86,7 +86,7 @@ def main() -> None:
     from genrec.files import atomic_write_text
     from genrec.baselines import popularity_results
     from genrec.batches import Collator
-    from genrec.cli import prepare_dataset
+    from genrec.data.prepare import prepare_dataset
     from genrec.config import DataConfig, load_recipe
     from genrec.data.dataset import PreparedDataset
     from genrec.evaluate import eval_sequential, eval_users

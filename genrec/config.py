@@ -46,6 +46,9 @@ class DataConfig:
     user_ids: str = _f("random", "user ID scheme", USER_ID_SCHEMES)
     n_candidates: int = _f(100, "direct task: held-out item + (n_candidates - 1) sampled negatives")
     skip_bad_rows: bool = _f(False, "skip and count malformed rows instead of failing")
+    columns: str | None = _f(None, "table: your column names, e.g. user=userId,item=movieId,timestamp=ts "
+                                   "(YAML: a mapping)")
+    encoding: str = _f("utf-8", "text encoding of table/CSV files (e.g. latin-1)")
     cluster_k: int = _f(20, "collaborative IDs: clusters per level of the spectral tree")
     cluster_leaf: int = _f(50, "collaborative IDs: largest leaf cluster")
     semantic_levels: int = _f(3, "semantic IDs: residual k-means levels")
@@ -106,9 +109,21 @@ def _check_type(section: str, key: str, value: Any, tp: Any) -> Any:
     return value
 
 
+# Options removed because they measured no gain (docs/experiments.md): a recipe or checkpoint that
+# still names one at its old default loads as before; any other value is refused by name.
+REMOVED = {"model": {"item_tie": False, "item_rank": 0},
+           "train": {"item_lr": None, "recent_windows": 0.0, "label_smoothing": 0.0, "ema": 0.0}}
+
+
 def from_dict(cls: type, data: dict | None, section: str) -> Any:
     """Build the frozen dataclass `cls` from a mapping, validating every key."""
     data = dict(data or {})
+    for key, default in REMOVED.get(section.rsplit(".", 1)[-1], {}).items():  # section may carry a file prefix
+        if key in data:
+            value = data.pop(key)
+            if value != default and not (default == 0 and value in (0, 0.0, False, None)):
+                raise ConfigError(f"{section}.{key} was removed (it measured no gain; docs/experiments.md): only "
+                                  f"its old default {default!r} is accepted, got {value!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -118,6 +133,8 @@ def from_dict(cls: type, data: dict | None, section: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         f = fields[name]
+        if cls is DataConfig and name == "columns" and isinstance(value, dict):  # YAML mapping form
+            value = ",".join(f"{k}={v}" for k, v in value.items())
         if dataclasses.is_dataclass(hints[name]):
             if not isinstance(value, (dict, type(None))):
                 raise ConfigError(f"{section}.{name} must be a mapping, got {value!r}")
@@ -194,17 +211,10 @@ class ModelConfig:
                         "projector, for items that have an image, or that plus its collaborative vector "
                         "(spectral embedding of the training co-occurrence, a fixed random map to the "
                         "backbone's width)", ("title", "title+image", "title+cf"))
-    item_tie: bool = _f(False, "atomic items: one matrix for an item's input row and its output (scoring) row, "
-                        "as SASRec's item embedding; false = separate output rows starting at zero "
-                        "(an untrained model then ranks exactly like most-popular)")
     seq_readout: str = _f("last_item", "atomic items, decoder-only, sequential item templates: where the "
                           "next item is read — at the last history item (the prompt ends there, so the answer "
                           "is the position that dense_items trains at every history item, as SASRec reads "
                           "it) or after the template's whole question", ("last_item", "answer"))
-    item_rank: int = _f(0, "atomic items: 0 = a full trainable row of the backbone's width per item; r > 0 = "
-                        "each item's input row is its frozen initial row plus a rank-r trainable part, and its "
-                        "output row rank r (r numbers per item and side plus one shared r x width map: "
-                        "SASRec's item embeddings have 64)")
     item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
                              "embedding dropout); 0 = off")
     attention_dropout: float | None = _f(None, "decoder backbones: dropout on the frozen backbone's attention "
@@ -212,10 +222,6 @@ class ModelConfig:
                                          "backbone's own (0 for SmolLM2)")
 
     def __post_init__(self) -> None:
-        if self.item_rank < 0:
-            raise ConfigError(f"model.item_rank must be >= 0, got {self.item_rank}")
-        if self.item_rank and self.item_tokens != "atomic":
-            raise ConfigError("model.item_rank applies to atomic item tokens (model.item_tokens=atomic)")
         if not 0.0 <= self.item_dropout < 1.0:
             raise ConfigError(f"model.item_dropout must be in [0, 1), got {self.item_dropout}")
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
@@ -254,8 +260,6 @@ class TrainConfig:
     batch_size: int = _f(4, "examples per step per process (before accumulation)")
     grad_accum: int = _f(1, "gradient accumulation steps")
     lr: float = _f(1e-3, "peak learning rate")
-    item_lr: float | None = _f(None, "peak learning rate of the atomic item table (input rows, output rows, "
-                               "bias); default: the same as lr")
     warmup: float = _f(0.05, "warmup fraction of steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping")
@@ -265,9 +269,6 @@ class TrainConfig:
     templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
     dense_items: bool = _f(True, "atomic items, sequential templates: also learn every history item from the "
                            "tokens before it (SASRec-style), not only the answer")
-    recent_windows: float = _f(0.0, "fraction of training prompts whose target is the user's last training "
-                               "item, so the history is the user's most recent one (the rest: a uniformly "
-                               "random position); raises how often the latest items are dense targets")
     user_weights: str = _f("uniform", "how often each user is drawn for a training prompt: uniform (every user "
                            "alike), interactions (in proportion to the user's training targets, as training on "
                            "every interaction once per epoch does, SASRec's data) or windows (in proportion to "
@@ -276,16 +277,9 @@ class TrainConfig:
                            ("uniform", "interactions", "windows"))
     item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
                              "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
-    label_smoothing: float = _f(0.0, "atomic items: label smoothing of the item cross-entropy while training "
-                                "(0.1 moves 10% of each target's probability evenly over the whole catalogue); "
-                                "0 = off; needs the full softmax (train.item_negatives 0)")
     mask_seen: bool = _f(False, "atomic items: leave the items the user had before each training target out of "
                          "that target's softmax, as evaluation leaves the history out of the ranking (the model "
-                         "then spends nothing on pushing already-seen items down); needs the full softmax "
-                         "without label smoothing")
-    ema: float = _f(0.0, "decay of an exponential moving average of the trainable weights (0 = off; 0.995 "
-                    "averages over ~200 steps): validation scores the averaged weights and keep-best saves "
-                    "them; <out>/last keeps the raw weights and the average, so --resume is exact")
+                         "then spends nothing on pushing already-seen items down); needs the full softmax")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")
     seed: int = _f(0, "training seed")
@@ -294,25 +288,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.steps, train.batch_size and train.grad_accum must be >= 1")
-        if self.item_lr is not None and not self.item_lr > 0:
-            raise ConfigError(f"train.item_lr must be > 0, got {self.item_lr}")
         if self.item_negatives < 0:
             raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"train.label_smoothing must be in [0, 1) (0 = off), got {self.label_smoothing}")
-        if self.label_smoothing and self.item_negatives:
-            raise ConfigError("train.label_smoothing spreads probability over the whole catalogue, so it needs "
-                              "the full softmax: set train.item_negatives 0 or train.label_smoothing 0")
-        if self.mask_seen and (self.item_negatives or self.label_smoothing):
-            raise ConfigError("train.mask_seen masks items out of the full softmax: it needs train.item_negatives 0 "
-                              "and train.label_smoothing 0 (smoothing would put probability on masked items)")
-        if not 0.0 <= self.ema < 1.0:
-            raise ConfigError(f"train.ema must be in [0, 1) (0 = off), got {self.ema}")
-        if self.ema and self.eval_users < 1:
-            raise ConfigError("train.ema: the averaged weights are saved by keep-best (<out>/best), which needs "
-                              "validation; set train.eval_users > 0")
-        if not 0.0 <= self.recent_windows <= 1.0:
-            raise ConfigError(f"train.recent_windows must be in [0, 1], got {self.recent_windows}")
+        if self.mask_seen and self.item_negatives:
+            raise ConfigError("train.mask_seen masks items out of the full softmax: it needs train.item_negatives 0")
         for fam, w in (self.mixture or {}).items():
             if fam not in TASK_FAMILIES:
                 raise ConfigError(f"train.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")
@@ -333,9 +312,6 @@ class Recipe:
 
     def __post_init__(self) -> None:
         # checks that span two sections (one section's own ranges are checked by its class)
-        if self.train.label_smoothing and self.model.item_tokens != "atomic":
-            raise ConfigError("train.label_smoothing applies to atomic item tokens (model.item_tokens=atomic): "
-                              "items written as text have no item cross-entropy to smooth")
         if self.train.mask_seen and self.model.item_tokens != "atomic":
             raise ConfigError("train.mask_seen applies to atomic item tokens (model.item_tokens=atomic): "
                               "items written as text have no item softmax to mask")

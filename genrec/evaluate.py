@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from genrec.runtime import bar as tqdm
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset

@@ -3,9 +3,9 @@
 prepare MovieLens-100K → train the default recipe (adapters/lora-smollm2.yaml:
 the real SmolLM2-135M, LoRA, atomic item tokens) for a few minutes → evaluate
 on every test user (sequential full ranking, direct 1-of-100) and a sample
-for explanations → the table beside popularity (computed now) and SASRec
-(from the committed benchmark, eval/results/baselines_movielens-100k.json)
-→ sample recommendations with titles and one explanation.
+for explanations → the table beside most-popular (computed now), with the paired
+bootstrap interval of each HR@10 difference over the same users → sample
+recommendations with titles and one explanation. It reads nothing from eval/.
 Everything lands in --workdir; a finished run is reused unless --retrain.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from genrec.checkpoint import is_checkpoint
 from genrec.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,12 +27,16 @@ def _recipe_path() -> Path:
     raise FileNotFoundError("adapters/lora-smollm2.yaml not found next to the genrec package")
 
 
-def _sasrec_reference() -> dict | None:
-    p = ROOT / "eval" / "results" / "baselines_movielens-100k.json"
-    if not p.is_file():
-        return None
-    r = json.loads(p.read_text())
-    return r.get("sasrec") if r.get("sasrec") and "error" not in r["sasrec"] else None
+def versus_popularity(genrec_family: dict, pop_family: dict) -> dict:
+    """Paired HR@10 difference (genrec's template minus most-popular) over the same users, with its
+    bootstrap 95 % interval (genrec.metrics.paired_bootstrap)."""
+    from genrec.metrics import paired_bootstrap, per_user
+    g, p = genrec_family["per_user"], pop_family["per_user"]
+    pr = dict(zip(p["users"], p["ranks"]))
+    users = [u for u in g["users"] if u in pr]
+    gr = dict(zip(g["users"], g["ranks"]))
+    r = paired_bootstrap(per_user([gr[u] for u in users], "hr@10"), per_user([pr[u] for u in users], "hr@10"))
+    return {"diff_hr@10": r["diff"], "ci95": r["ci95"], "users": r["n"]}
 
 
 def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bool = False,
@@ -59,7 +64,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
     recipe = load_recipe(_recipe_path(), {"train.steps": steps})
     if retrain and run_dir.exists():
         shutil.rmtree(run_dir)
-    if (run_dir / "best" / "config.yaml").is_file():
+    if is_checkpoint(run_dir / "best"):
         log(f"[2/4] using the trained run in {run_dir} (pass --retrain to train again)")
         train_summary = json.loads((work / "train.json").read_text()) if (work / "train.json").is_file() else {}
     else:
@@ -83,19 +88,22 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
                     recipe.train.max_history)
     eval_s = time.perf_counter() - t0
     pop = popularity_results(ds, test_users(ds, "test", eval_users))
-    sas = _sasrec_reference()
-    results = {"train": train_summary, "genrec": main, "explanation": expl, "popularity": pop, "sasrec": sas,
+    seq = [v for k, v in main["families"]["sequential"].items() if not k.startswith("mean_")]
+    dire = [v for k, v in main["families"]["direct"].items() if not k.startswith("mean_")]
+    results = {"train": train_summary, "genrec": main, "explanation": expl, "popularity": pop,
+               "ci95_vs_pop": {"sequential": versus_popularity(seq[0], pop["sequential"]),
+                               "direct": versus_popularity(dire[0], pop["direct"])},
                "eval_seconds": round(eval_s, 1)}
     table = comparison_table(results)
     log("\n" + table)
     log("[4/4] sample recommendations")
     lines = []
-    for u in ds.user_ids[:2]:
+    for u in ds.user_raw_ids[:2]:
         hist = rec.history(u)[-5:]
         lines.append(f"user {u} recently watched: " + "; ".join(ds.title(i) for i in hist))
         for r in rec.recommend(u, 5):
             lines.append(f"   -> {r['title']} ({r.get('year', '?')})  [item {r['id']}, score {r['score']:.3f}]")
-    u0 = ds.user_ids[0]
+    u0 = ds.user_raw_ids[0]
     top = rec.recommend(u0, 1)[0]
     lines.append(f"why would user {u0} like {top['title']}? -> {rec.explain(u0, top['id']) or '(empty)'}")
     log("\n".join(lines))
@@ -123,9 +131,9 @@ def comparison_table(results: dict) -> str:
         lines.append(row(f"genrec ({s} {tag} / {d} seen)", fam["sequential"][s], fam["direct"][d]))
     p = results["popularity"]
     lines.append(row("most popular", p["sequential"], p["direct"]))
-    if results.get("sasrec") and n == results["sasrec"]["sequential"]["users"]:
-        s = results["sasrec"]
-        lines.append(row(f"SASRec (RecBole, {s['epochs']} epochs; committed benchmark)", s["sequential"], s["direct"]))
+    for fam, c in (results.get("ci95_vs_pop") or {}).items():
+        lines.append(f"\ngenrec − most popular, {fam} HR@10: {c['diff_hr@10']:+.4f} (paired 95 % CI "
+                     f"{c['ci95'][0]:+.4f} to {c['ci95'][1]:+.4f}, {c['users']} users)")
     ex = results["explanation"]["families"].get("explanation", {})
     for tid, r in ex.items():
         if not tid.startswith("mean_"):

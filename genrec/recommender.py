@@ -80,13 +80,12 @@ class Recommender:
                         merge_adapters: bool = True) -> "Recommender":
         """Load a checkpoint for answering. merge_adapters folds LoRA into the backbone's weights
         (the same answers, without the adapter's extra matmuls; not for k-bit backbones)."""
-        import yaml
-
-        from genrec.train import check_dataset, image_features
+        from genrec.checkpoint import check_dataset, is_checkpoint, read_config
+        from genrec.vision import recipe_features
         ck = Path(checkpoint)
-        if not (ck / "config.yaml").is_file():
+        if not is_checkpoint(ck):
             raise RecommenderError(f"{ck}: not a genrec checkpoint (no config.yaml)")
-        cfg = yaml.safe_load((ck / "config.yaml").read_text(encoding="utf-8")) or {}
+        cfg = read_config(ck)
         data = data or cfg.get("data_dir")
         if not data:
             raise RecommenderError(f"{ck}: the checkpoint does not name its dataset; pass data=")
@@ -95,29 +94,30 @@ class Recommender:
         model = GenRecModel.from_pretrained(ck, device=device)
         if merge_adapters and model.recipe.model.quantize == "none":
             model.merge_lora()
-        return cls(model, ds, image_features(model.recipe, ds, Path(data)), precision)
+        return cls(model, ds, recipe_features(model.recipe, ds, Path(data)), precision)
 
     # ---------------------------------------------------------------- names
     def user_index(self, user: str | int) -> int:
-        key = str(user).strip()
-        key = key[5:] if key.lower().startswith("user_") else key
-        if key not in self.ds.user_by_id:
+        """A user by the ID in the dataset's own files (or the model's name for them, user_<id>)."""
+        i = self.ds.find_user(user)
+        if i is None:
             raise RecommenderError(f"unknown user {str(user)!r}: this dataset has {self.ds.n_users:,} users with IDs "
-                                   f"like {', '.join(self.ds.user_ids[:3])} (list them with `genrec inspect` or "
-                                   "Recommender.ds.user_ids)")
-        return self.ds.user_by_id[key]
+                                   f"like {', '.join(self.ds.user_raw_ids[:3])} (the IDs in your files; list them "
+                                   "with GET /users or Recommender.ds.user_raw_ids)")
+        return i
 
     def item_index(self, item: str | int) -> int:
-        key = str(item).strip()
-        m = re.fullmatch(r"<item_(.+)>", key)
-        key = m.group(1) if m else key
-        if key not in self.ds.item_by_id:
+        """An item by the ID in the dataset's own files (or the model's name for it, <item_id>)."""
+        i = self.ds.find_item(item)
+        if i is None:
             raise RecommenderError(f"unknown item {str(item)!r}: this dataset has {self.ds.n_items:,} items with IDs "
-                                   f"like {', '.join(self.ds.item_ids[:3])} (list them with Recommender.ds.item_ids)")
-        return self.ds.item_by_id[key]
+                                   f"like {', '.join(self.ds.item_raw_ids[:3])} (the IDs in your files; list them "
+                                   "with Recommender.ds.item_raw_ids)")
+        return i
 
     def item_info(self, item: int, score: float | None = None) -> dict:
-        r = {"id": self.ds.item_ids[item], "title": self.ds.title(item)}
+        """An item for people: its own ID, title, year; `model_id` is the model's internal name."""
+        r = {"id": self.ds.item_raw_ids[item], "model_id": self.ds.item_ids[item], "title": self.ds.title(item)}
         year = self.ds.items["year"].iat[item]
         if not pd.isna(year):
             r["year"] = int(year)
@@ -243,7 +243,7 @@ class Recommender:
         """Write item IDs mentioned in free text the way the model reads items."""
         if self.model.codec.mode != "atomic":
             return text
-        ids = self.ds.item_by_id
+        ids = self.ds.item_by_raw
         return re.sub(r"(?<![\w<])(\d+(?:-\d+)*)(?![\w>])",
                       lambda m: self.model.codec.text(ids[m.group(1)]) if m.group(1) in ids else m.group(1), text)
 

@@ -12,14 +12,9 @@ target (text IDs, yes/no, explanations) with the token cross-entropy.
 Checkpoints (`<out>/last`, `<out>/best`) are written atomically: an
 interrupted run (Ctrl-C included) leaves the previous one intact.
 `last/` also holds `trainer_state.json` + `optimizer.safetensors` for resuming.
-With `train.ema` the loop also keeps an exponential moving average of the
-trainable weights: validation scores the average, `best/` holds it, and
-`last/` keeps the raw weights (and the average, in the optimizer file).
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import math
 import time
@@ -28,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from genrec.runtime import bar as tqdm
 
 from genrec.files import atomic_write_text
 from genrec.batches import Collator, item_loss, lm_loss, make_example, pictured_items, pictured_mask, seen_before
@@ -39,42 +34,17 @@ from genrec.data.indexing import cooccurrence_vectors
 from genrec.decoding import on_device
 from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
-from genrec.modeling.model import CheckpointError, GenRecModel
+from genrec.checkpoint import SUMMARY_FILE, CheckpointError, check_dataset, data_fingerprint
+from genrec.modeling.model import GenRecModel
+from genrec.runtime import peak_memory
 from genrec.prompts import load_templates
-from genrec.vision import load_features
-
-
-def data_fingerprint(ds: PreparedDataset) -> str:
-    """SHA-256 of the item ID map: a checkpoint only fits datasets with the same catalogue."""
-    return hashlib.sha256("\n".join(ds.item_ids).encode()).hexdigest()[:16]
-
-
-def check_dataset(ckpt: Path, ds: PreparedDataset) -> None:
-    ids_file = ckpt / "item_ids.json"
-    if not ids_file.is_file():
-        raise CheckpointError(f"{ckpt}: no item_ids.json; cannot check it against the dataset")
-    ids = json.loads(ids_file.read_text(encoding="utf-8"))
-    if ids != ds.item_ids:
-        raise CheckpointError(f"{ckpt} was trained on another dataset ({len(ids)} items, this one has "
-                              f"{ds.n_items} with different IDs); evaluate it on the dataset it was trained on")
-
-
-def image_features(recipe: Recipe, ds: PreparedDataset, data_dir: Path, features: str | None = None):
-    """The dataset's CLIP feature tensor, or None when it has no images."""
-    if not ds.meta.get("has_images"):
-        return None
-    from genrec.vision import default_path
-    path = Path(features) if features else default_path(data_dir, recipe.model.clip_model, recipe.model.clip_pretrained)
-    return load_features(path, expect={"encoder": recipe.model.clip_model}).features
+from genrec.vision import recipe_features
 
 
 # ---------------------------------------------------------------- optimizer state without pickle
-def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path, avg: "WeightAverage | None" = None) -> None:
+def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
     sd = opt.state_dict()
     tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
-    if avg is not None:
-        tensors.update({f"ema.{i}": s.detach().cpu().contiguous() for i, s in enumerate(avg.shadow)})
-        meta["ema_updates"] = avg.updates
     for pid, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
@@ -87,20 +57,12 @@ def _save_optimizer(opt: torch.optim.Optimizer, sched, path: Path, avg: "WeightA
     (path / "optimizer.json").write_text(json.dumps(meta), encoding="utf-8")
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path, avg: "WeightAverage | None" = None) -> None:
+def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
     tensors = load_file(str(path / "optimizer.safetensors"))
     meta = json.loads((path / "optimizer.json").read_text(encoding="utf-8"))
-    if avg is not None:
-        shadow = [tensors.get(f"ema.{i}") for i in range(len(avg.shadow))]
-        if "ema_updates" not in meta or any(t is None for t in shadow):
-            raise CheckpointError(f"{path}: this run was trained without train.ema (no weight average to "
-                                  "resume); resume it without train.ema, or start a new run")
-        for own, t in zip(avg.shadow, shadow):
-            own.copy_(t)
-        avg.updates = int(meta["ema_updates"])
     state: dict = {}
     for key, v in tensors.items():
-        if key == "rng.torch" or key.startswith("ema."):
+        if key == "rng.torch" or key.startswith("ema."):  # ema.*: runs of the removed train.ema
             continue
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
@@ -149,13 +111,8 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     while len(exs) < recipe.train.batch_size and tries < 20 * recipe.train.batch_size:
         tries += 1
         u = int(users[rng.integers(len(users))] if user_p is None else users[rng.choice(len(users), p=user_p)])
-        pos = None
-        # drawn only when on, so recipes without it keep their exact random stream
-        if recipe.train.recent_windows > 0 and rng.random() < recipe.train.recent_windows:
-            n = n_train_items(ds, u)
-            pos = n - 1 if n >= 2 else None
         e = make_example(ds, model, t, u, "train", rng, recipe.train.max_history, recipe.train.candidates,
-                         images, position=pos)
+                         images)
         if e is not None:
             exs.append(e)
     if not exs:
@@ -175,48 +132,6 @@ def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds
             seen = seen_before(ds, exs, batch["input_ids"], raw.codec.offset, len(raw.codec))
         return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense, seen)
     return lm_loss(model, on_device(collator.lm(exs), device))
-
-
-def param_groups(model: GenRecModel, tc) -> list[dict]:
-    """Optimizer groups: the atomic item table at train.item_lr when set, everything else at train.lr."""
-    items = [p for p in (model.item_emb.parameters() if model.item_emb is not None else []) if p.requires_grad]
-    ids = {id(p) for p in items}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    if tc.item_lr is None or not items:
-        return [{"params": rest + items, "lr": tc.lr}]
-    return [{"params": rest, "lr": tc.lr}, {"params": items, "lr": tc.item_lr}]
-
-
-# ---------------------------------------------------------------- weight averaging
-class WeightAverage:
-    """Exponential moving average of the trainable weights (Polyak averaging, as timm's ModelEmaV2):
-    after the n-th optimizer step, shadow <- d * shadow + (1 - d) * weight with
-    d = min(decay, (1 + n) / (10 + n)), so the first steps are not dominated by the initial
-    weights. `applied()` swaps the average into the model for validation and saving."""
-
-    def __init__(self, params: list[torch.nn.Parameter], decay: float):
-        self.params, self.decay, self.updates = params, decay, 0
-        self.shadow = [p.detach().float().clone() for p in params]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for s, p in zip(self.shadow, self.params):
-            s.lerp_(p.detach().float(), 1.0 - d)
-
-    @contextlib.contextmanager
-    def applied(self):
-        keep = [p.detach().clone() for p in self.params]
-        with torch.no_grad():
-            for s, p in zip(self.shadow, self.params):
-                p.copy_(s.to(p.dtype))
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for k, p in zip(keep, self.params):
-                    p.copy_(k)
 
 
 # ---------------------------------------------------------------- the loop
@@ -259,7 +174,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         (out / SUMMARY_FILE).unlink(missing_ok=True)
     torch.manual_seed(tc.seed)
     from genrec.baselines import popularity
-    feats = image_features(recipe, ds, data_dir, features)
+    feats = recipe_features(recipe, ds, data_dir, features)
     images = pictured_items(feats)
     if recipe.model.item_init == "title+image" and recipe.model.item_tokens == "atomic" and feats is None:
         raise ValueError("model.item_init=title+image needs item images, and this dataset has none "
@@ -271,15 +186,12 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     if resume:
         model.load_trainables(last)
     collator = Collator(model, feats)
-    groups = param_groups(model, tc)
-    params = [p for g in groups for p in g["params"]]
-    opt = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=tc.lr, weight_decay=tc.weight_decay)
     sched = get_cosine_schedule_with_warmup(opt, int(tc.warmup * tc.steps), tc.steps)
-    avg = WeightAverage(params, tc.ema) if tc.ema else None
     if resume:
-        _load_optimizer(opt, sched, last, avg)
+        _load_optimizer(opt, sched, last)
     model, opt, sched = acc.prepare(model, opt, sched)
-    averaged = avg.applied if avg is not None else contextlib.nullcontext
     raw = acc.unwrap_model(model)
     templates = load_templates()
     fams, probs = mixture(recipe)
@@ -301,7 +213,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
 
     def validate() -> dict:
         raw.eval()
-        with torch.no_grad(), acc.autocast(), averaged():
+        with torch.no_grad(), acc.autocast():
             raw.set_task("sequential")
             r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", tc.max_history,
                                 images, batch_size=16, progress=False, seed=tc.seed)
@@ -317,21 +229,19 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             # best/ first, then last/ (whose trainer_state names it): an interruption in between
             # resumes from the older last/ and redoes this evaluation
             state.update(best_hr10=res["hr@10"], best_step=step)
-            with averaged():
-                raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res,
-                                                         **({"ema": tc.ema} if avg is not None else {})})
+            raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
         st = {**state, "step": step, "recipe": to_dict(recipe)}
 
         def extra(tmp: Path) -> None:
             (tmp / "trainer_state.json").write_text(json.dumps(st, indent=2), encoding="utf-8")
             _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched.scheduler
-                            if hasattr(sched, "scheduler") else sched, tmp, avg)
+                            if hasattr(sched, "scheduler") else sched, tmp)
         raw.save_pretrained(last, extra=meta, write_extra=extra)
 
     model.train()
     start = state["step"]
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
-    t0, n_ex, ema, lv = time.perf_counter(), 0, None, None
+    t0, n_ex, smooth, lv = time.perf_counter(), 0, None, None
     step = start
     restore = _sigterm_as_interrupt()
     try:
@@ -344,26 +254,24 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                     loss = compute_loss(model, raw, collator, t, exs, acc.device, ds)
                     acc.backward(loss)
                     if acc.sync_gradients:
-                        acc.clip_grad_norm_(params, tc.max_grad_norm)
+                        acc.clip_grad_norm_(trainable, tc.max_grad_norm)
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
-                    if avg is not None and acc.sync_gradients:
-                        avg.update()
                 n_ex += len(exs)
                 lv = float(loss.detach())
                 if not math.isfinite(lv):
                     raise FloatingPointError(f"loss became {lv} at step {step}; lower train.lr")
-                ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+                smooth = lv if smooth is None else 0.9 * smooth + 0.1 * lv  # the bar's running loss
             state["step"] = step
             rate = n_ex / max(1e-9, time.perf_counter() - t0)
-            bar.set_postfix(loss=f"{ema:.3f}", ex_s=f"{rate:.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+            bar.set_postfix(loss=f"{smooth:.3f}", ex_s=f"{rate:.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
             bar.update(1)
             if (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps:
                 res = validate() if acc.is_main_process and val_users else None
                 if res is not None:
-                    state["evals"].append({"step": step, "loss": ema, **{k: res[k] for k in ("hr@10", "ndcg@10")}})
-                    bar.write(f"step {step}: loss {ema:.4f}, valid HR@10 {res['hr@10']:.4f} NDCG@10 "
+                    state["evals"].append({"step": step, "loss": smooth, **{k: res[k] for k in ("hr@10", "ndcg@10")}})
+                    bar.write(f"step {step}: loss {smooth:.4f}, valid HR@10 {res['hr@10']:.4f} NDCG@10 "
                               f"{res['ndcg@10']:.4f} ({res['users']} users)")
                 save(step, res)
                 acc.wait_for_everyone()
@@ -378,37 +286,13 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     bar.close()
     elapsed = time.perf_counter() - t0
     summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
-               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": ema, "last_loss": lv,
+               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": smooth, "last_loss": lv,
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out),
                **peak_memory()}
     if acc.is_main_process:
         atomic_write_text(out / SUMMARY_FILE, json.dumps({**summary, "command": command, "evals": state["evals"]},
                                                          indent=2) + "\n")
     return summary
-
-
-SUMMARY_FILE = "train_summary.json"
-
-
-def training_record(ckpt: str | Path) -> dict | None:
-    """What `genrec evaluate` reports about how a checkpoint was trained: the run summary that
-    `train` wrote beside it (`<run>/train_summary.json`, for `<run>/best` or `<run>/last`), or None
-    when there is none (a checkpoint from elsewhere, or a run still going). For a resumed run the
-    seconds and examples are those of the last (resumed) part."""
-    path = Path(ckpt).parent / SUMMARY_FILE
-    if not path.is_file():
-        return None
-    s = json.loads(path.read_text(encoding="utf-8"))
-    step = None
-    cfg = Path(ckpt) / "config.yaml"
-    if cfg.is_file():
-        import yaml
-        step = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("step")
-    return {"command": s.get("command"), "train_seconds": s["seconds"], "examples": s["examples"],
-            "examples_per_s": s["examples_per_s"], "steps": s["steps"], "resumed_from": s.get("resumed_from", 0),
-            "best_step": s["best_step"], "checkpoint_step": step, "peak_rss_mb": s.get("peak_rss_mb"),
-            "final_loss": s["final_loss"],
-            "valid_by_step": [{"step": e["step"], "hr@10": e["hr@10"]} for e in s.get("evals", [])]}
 
 
 def _sigterm_as_interrupt():
@@ -425,14 +309,3 @@ def _sigterm_as_interrupt():
 
     old = signal.signal(signal.SIGTERM, on_term)
     return lambda: signal.signal(signal.SIGTERM, old)
-
-
-def peak_memory() -> dict:
-    """This process's peak resident memory (MB) so far, and the GPU's peak allocation when on CUDA."""
-    import resource
-    import sys
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    out = {"peak_rss_mb": round(rss / (2 ** 20 if sys.platform == "darwin" else 2 ** 10))}
-    if torch.cuda.is_available():
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
-    return out

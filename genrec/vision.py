@@ -171,7 +171,7 @@ def extract_features(
     """Encode item images (index = item) into the cache at `out`. Returns (features, report)."""
     from PIL import Image, UnidentifiedImageError
     from safetensors.torch import load_file, save
-    from tqdm.auto import tqdm
+    from genrec.runtime import bar as tqdm
 
     out = Path(out)
     images_sha = _hash_images(image_paths)
@@ -247,3 +247,11 @@ def extract_features(
     report = {"cache_hit": False, "encoded": int(mask.sum()), "masked": int(n - mask.sum()),
               "no_image": n - len(todo), "failed": failed}
     return Features(feats, mask.bool(), prov, out), report
+
+
+def recipe_features(recipe, ds, data_dir: str | Path, features: str | None = None):
+    """The dataset's CLIP feature tensor for a recipe's encoder, or None when it has no images."""
+    if not ds.meta.get("has_images"):
+        return None
+    path = Path(features) if features else default_path(data_dir, recipe.model.clip_model, recipe.model.clip_pretrained)
+    return load_features(path, expect={"encoder": recipe.model.clip_model}).features

@@ -90,6 +90,7 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     assert "recently watched" in out and "->" in out
     res = __import__("json").loads((tmp_path / "results.json").read_text())
     assert res["genrec"]["users"] == 30
+    assert "genrec − most popular, sequential HR@10" in out and res["ci95_vs_pop"]["sequential"]["users"] == 30
     # a second call reuses the run instead of training again
     assert main(["quickstart", "--workdir", str(tmp_path), "--eval-users", "5", "--explain-users", "1"]) == 0
     assert "using the trained run" in capsys.readouterr().out
@@ -111,14 +112,14 @@ def test_recommend_choose_explain_and_ask_from_the_command_line(tiny_ckpt, capsy
 
     from genrec.recommender import Recommender
     rec = Recommender.from_pretrained(tiny_ckpt)
-    u = rec.ds.user_ids[0]
+    u = rec.ds.user_raw_ids[0]
     assert main(["recommend", str(tiny_ckpt), "--user", u, "-k", "4", "--json"]) == 0
     items = json.loads(capsys.readouterr().out)
     assert [x["id"] for x in items] == [x["id"] for x in rec.recommend(u, 4)]
     assert main(["recommend", str(tiny_ckpt), "--user", u, "-k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].strip().startswith("1. Film number") and "[item " in lines[0]
-    cands = rec.ds.item_ids[:4]
+    cands = rec.ds.item_raw_ids[:4]
     assert main(["recommend", str(tiny_ckpt), "--user", u, "--choose", ",".join(cands), "--json"]) == 0
     assert sorted(x["id"] for x in json.loads(capsys.readouterr().out)) == sorted(cands)
     assert main(["recommend", str(tiny_ckpt), "--user", u, "--explain", cands[0], "--json"]) == 0
@@ -140,7 +141,16 @@ def test_recommend_and_ask_bad_input_is_one_line(tiny_ckpt, capsys, args, messag
     from genrec.data.dataset import PreparedDataset
     import yaml
     data = yaml.safe_load((tiny_ckpt / "config.yaml").read_text())["data_dir"]
-    u = PreparedDataset.load(data).user_ids[0]
+    u = PreparedDataset.load(data).user_raw_ids[0]
     assert main([a.replace("{ck}", str(tiny_ckpt)).replace("{u}", u) for a in args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_quickstart_pairs_genrec_with_popularity_user_by_user():
+    from genrec.quickstart import versus_popularity
+    g = {"per_user": {"users": ["a", "b", "c", "d"], "ranks": [0, 3, None, 50]}}
+    p = {"per_user": {"users": ["d", "c", "b", "a"], "ranks": [2, 9, 40, 70]}}  # another order: paired by ID
+    r = versus_popularity(g, p)
+    # hits: genrec a, b; popularity d, c -> per-user differences +1, +1, -1, -1
+    assert r["users"] == 4 and r["diff_hr@10"] == 0.0 and r["ci95"][0] < 0 < r["ci95"][1]

@@ -69,3 +69,14 @@ def test_feature_word_is_the_most_distinctive_word():
     import pandas as pd
     words = feature_words(pd.Series(["the zipper zipper broke", "great zipper", None, "the and of"]))
     assert words[0] == "zipper" and words[1] == "great" and words[2] is None and words[3] is None
+
+
+def test_users_and_items_are_found_by_their_own_ids(ml100k_dir):
+    """MovieLens-100K's raw user 1 is not the user whose generated ID is "1"; people mean the raw one."""
+    ds = PreparedDataset.load(ml100k_dir)
+    assert ds.user_raw_ids[0] == "1" and ds.find_user("1") == 0 and ds.find_user(" 1 ") == 0
+    gen1 = ds.user_by_id.get("1")
+    assert gen1 != 0 and ds.find_user("user_1") == gen1  # the generated name only in the model's form
+    toy = ds.find_item("1")
+    assert ds.title(toy) == "Toy Story" and ds.find_item(f"<item_{ds.item_ids[toy]}>") == toy
+    assert ds.find_user("nobody") is None and ds.find_item("<item_nope>") is None

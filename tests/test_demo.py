@@ -38,7 +38,7 @@ def test_chat_in_the_browser(site, driver, tmp_path):
 
     from tests.browser import send, wait_for
     live, ds = site
-    user = ds.user_ids[7]
+    user = ds.user_raw_ids[7]
     driver.get(f"{live.url}/?user={user}")
     # the user's history is shown with titles
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#history li"))
@@ -47,9 +47,9 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     assert last in hist_text
     reply = send(driver, "What should I watch next? top 4")
     shown = [e.get_attribute("data-item") for e in reply.find_elements(By.CSS_SELECTOR, ".item")]
-    assert len(shown) == 4 and set(shown) <= set(ds.item_ids)
-    assert not set(shown) & {ds.item_ids[i] for i in ds.sequence(7)}  # new to this user
-    assert all(ds.title(ds.item_by_id[i]) in reply.text for i in shown)  # shown as cards with titles
+    assert len(shown) == 4 and set(shown) <= set(ds.item_raw_ids)
+    assert not set(shown) & {ds.item_raw_ids[i] for i in ds.sequence(7)}  # new to this user
+    assert all(ds.title(ds.item_by_raw[i]) in reply.text for i in shown)  # shown as cards with titles
     # multi-turn: "why the first one?" explains the first item shown
     reply2 = send(driver, "Why would I like the first one?")
     assert f"[item {shown[0]}]" in reply2.text
@@ -68,7 +68,7 @@ def test_backend_down_is_a_friendly_message(site, driver):
 
     from tests.browser import send, wait_for
     live, ds = site
-    driver.get(f"{live.url}/?user={ds.user_ids[0]}")
+    driver.get(f"{live.url}/?user={ds.user_raw_ids[0]}")
     # the page's start-up requests (health, users, the user's history) must finish before the
     # backend is cut off, or the page never learns its user and the last reply has no items
     wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "#history li"))

@@ -193,30 +193,6 @@ def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
 
 
 
-def test_tied_item_table_scores_with_its_input_rows_and_round_trips(tmp_path):
-    from dataclasses import replace
-    base = tiny_recipe(item_tokens="atomic")
-    rec = replace(base, model=replace(base.model, item_tie=True))
-    m = random_item_table_model(seed=3, recipe=rec)
-    names = {n for n, _ in m.item_emb.named_parameters()}
-    assert names == {"weight", "bias"}  # one matrix, no separate output rows
-    h = torch.randn(2, m.item_emb.weight.shape[1])
-    torch.testing.assert_close(m.item_logits(h), h @ m.item_emb.weight.T + m.item_emb.bias)
-    # an item target trains the row the prompt reads: its gradient reaches the input matrix
-    loss = m._item_loss(h, torch.tensor([4, 7])).loss
-    loss.backward()
-    g = m.item_emb.weight.grad
-    assert g is not None and g[4].abs().sum() > 0 and g[7].abs().sum() > 0
-    # save -> load keeps the tie and the scores
-    m.save_pretrained(tmp_path / "ck", item_ids=IDS)
-    back = GenRecModel.from_pretrained(tmp_path / "ck")
-    assert back.item_emb.tied and back.item_emb.out_rows() is back.item_emb.weight
-    torch.testing.assert_close(back.item_logits(h), m.item_logits(h).detach(), rtol=0, atol=0)
-    # the untied default keeps its own output rows, starting at zero
-    plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=["film"] * 12)
-    assert not plain.item_emb.tied and torch.count_nonzero(plain.item_emb.out_rows()) == 0
-
-
 def test_item_dropout_touches_only_item_rows_and_only_in_training():
     from dataclasses import replace
 
@@ -288,79 +264,6 @@ def test_sequential_prompts_end_at_the_last_history_item_where_dense_training_re
         last = [int(torch.nonzero(is_item[r]).max()) for r in range(3)]
         want = m.item_logits(hid[torch.arange(3), last]).float()
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize("tied", [False, True])
-def test_low_rank_item_table_starts_like_the_full_one_and_trains_only_rank_r_per_item(tmp_path, tied):
-    from dataclasses import replace
-
-    from genrec.config import ConfigError, ModelConfig
-    base = tiny_recipe(item_tokens="atomic")
-    rec = replace(base, model=replace(base.model, item_rank=3, item_tie=tied))
-    titles = [f"film {i}" for i in range(12)]
-    torch.manual_seed(0)
-    full = GenRecModel(replace(base, model=replace(base.model, item_tie=tied)), build_from_config("tiny-llama"),
-                       item_ids=IDS, titles=titles, item_counts=list(range(12)))
-    torch.manual_seed(0)
-    m = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_counts=list(range(12)))
-    t = m.item_emb
-    D = t.base.shape[1]
-    # trainable: r numbers per item and side, one r x D map per side, the bias; the initial rows are a buffer
-    want = {"a": (12, 3), "b": (3, D), "bias": (12,)} | ({} if tied else {"c": (12, 3), "d": (3, D)})
-    assert {n: tuple(p.shape) for n, p in t.named_parameters()} == want
-    assert all(p.requires_grad for p in t.parameters()) and not t.base.requires_grad
-    # the same start as the full table: title rows in, (untied) zero rows out, popularity bias
-    torch.testing.assert_close(t.in_rows(), full.item_emb.weight.detach(), rtol=0, atol=0)
-    torch.testing.assert_close(t.out_rows(), full.item_emb.out_rows().detach(), rtol=0, atol=0)
-    torch.testing.assert_close(t.bias, full.item_emb.bias, rtol=0, atol=0)
-    idx = torch.tensor([[3, 0], [11, 5]])
-    torch.testing.assert_close(t(idx), t.in_rows()[idx])
-    # a training step moves items only through the rank-r part; the initial rows stay
-    base_before = t.base.clone()
-    h = torch.randn(4, D)
-    m._item_loss(h, torch.tensor([4, 7, 7, 1])).loss.backward()
-    row, mp = (t.a, t.b) if tied else (t.c, t.d)  # the output side's factors
-    # as LoRA: the zero factor (per-item rows) gets the first gradient through the random map
-    assert row.grad[[4, 7, 1]].abs().sum() > 0 and torch.count_nonzero(mp.grad) == 0
-    t(torch.tensor([2])).sum().backward()  # the input side: the row read trains through a
-    assert t.a.grad[2].abs().sum() > 0 and t.base.grad is None
-    with torch.no_grad():
-        for p in t.parameters():
-            p.add_(0.1 * torch.randn_like(p))
-    assert torch.equal(t.base, base_before)
-    assert torch.linalg.matrix_rank((t.in_rows() - t.base).detach()) <= 3
-    if tied:
-        torch.testing.assert_close(t.out_rows(), t.in_rows())
-    # save -> load: the frozen rows travel in trainable.safetensors, scores identical
-    m.save_pretrained(tmp_path / "ck", item_ids=IDS)
-    back = GenRecModel.from_pretrained(tmp_path / "ck")
-    assert back.item_emb.rank == 3 and back.item_emb.tied == tied
-    torch.testing.assert_close(back.item_logits(h), m.item_logits(h).detach(), rtol=0, atol=0)
-    torch.testing.assert_close(back.item_emb.in_rows(), t.in_rows().detach(), rtol=0, atol=0)
-    with pytest.raises(ConfigError, match="item_rank must be >= 0"):
-        ModelConfig(item_tokens="atomic", item_rank=-1)
-    with pytest.raises(ConfigError, match="atomic item tokens"):
-        ModelConfig(item_tokens="text", item_rank=8)
-
-
-def test_label_smoothing_is_the_smoothed_cross_entropy_in_training_only():
-    import dataclasses
-    rec = tiny_recipe(item_tokens="atomic")
-    eps = 0.2
-    smooth = dataclasses.replace(rec, train=dataclasses.replace(rec.train, label_smoothing=eps))
-    m = random_item_table_model(seed=3, recipe=smooth, std=0.5)
-    h = torch.randn(5, m.item_emb.weight.shape[1])
-    y = torch.tensor([0, 3, 3, 8, 11])
-    with torch.no_grad():
-        logp = torch.log_softmax(h @ m.item_emb.out.T + m.item_emb.bias, -1)  # [5, 12]
-        nll = -logp[torch.arange(5), y]
-        uniform = -logp.mean(-1)  # cross-entropy against the uniform distribution over 12 items
-        by_hand = ((1 - eps) * nll + eps * uniform).mean()
-        m.train()
-        torch.testing.assert_close(_loss(m, h, y), by_hand, rtol=1e-5, atol=1e-6)
-        assert by_hand > nll.mean()  # the targets here are not the uniform argmax: smoothing changes the loss
-        m.eval()  # validation and evaluation read the plain likelihood
-        torch.testing.assert_close(_loss(m, h, y), nll.mean(), rtol=1e-5, atol=1e-6)
 
 
 def test_mask_seen_leaves_each_targets_history_out_of_its_softmax():

@@ -3,7 +3,9 @@ import torch
 
 from genrec.config import AdapterConfig, ModelConfig, Recipe, from_dict
 from genrec.modeling.backbone import BackboneError, build_from_config, load_backbone
-from genrec.modeling.model import CheckpointError, GenRecModel, model_info
+from genrec.checkpoint import CheckpointError
+from genrec.modeling.info import model_info
+from genrec.modeling.model import GenRecModel
 from genrec.modeling.projector import VisualProjector, splice
 
 TINY = ("tiny-llama", "tiny-t5")

@@ -17,37 +17,38 @@ def rec(request, tmp_path_factory):
 
 
 def test_recommend_returns_k_unseen_real_items_with_titles(rec):
-    u = rec.ds.user_ids[0]
+    u = rec.ds.user_raw_ids[0]
     out = rec.recommend(u, 5)
     assert len(out) == 5 and len({r["id"] for r in out}) == 5
-    seen = {rec.ds.item_ids[i] for i in rec.history(u)}
-    assert all(r["id"] in rec.ds.item_by_id and r["id"] not in seen for r in out)
+    seen = {rec.ds.item_raw_ids[i] for i in rec.history(u)}
+    assert all(r["id"] in rec.ds.item_by_raw and r["id"] not in seen for r in out)
     assert all(r["title"].startswith("Film number") for r in out)
     assert [r["score"] for r in out] == sorted((r["score"] for r in out), reverse=True)
-    assert rec.recommend("user_" + u, 5) == out  # the "user_" prefix is accepted
+    assert rec.recommend("user_" + rec.ds.user_ids[0], 5) == out  # the model's name for the same user
+    assert all(r["model_id"] == rec.ds.item_ids[rec.ds.item_by_raw[r["id"]]] for r in out)
 
 
 def test_choose_ranks_every_candidate(rec):
-    cands = rec.ds.item_ids[:6]
-    out = rec.choose(rec.ds.user_ids[1], cands)
+    cands = rec.ds.item_raw_ids[:6]
+    out = rec.choose(rec.ds.user_raw_ids[1], cands)
     assert sorted(r["id"] for r in out) == sorted(cands)
 
 
 def test_explain_and_ask(rec):
-    assert isinstance(rec.explain(rec.ds.user_ids[0], rec.ds.item_ids[3]), str)
-    ids = rec.ds.item_ids
-    a = rec.ask(f"user_{rec.ds.user_ids[0]} watched {ids[1]}, {ids[2]}. What should they watch next?", k=3)
-    assert a["answer"] == "item" and len(a["items"]) == 3 and all(r["id"] in rec.ds.item_by_id for r in a["items"])
+    assert isinstance(rec.explain(rec.ds.user_raw_ids[0], rec.ds.item_raw_ids[3]), str)
+    ids = rec.ds.item_raw_ids
+    a = rec.ask(f"user_{rec.ds.user_raw_ids[0]} watched {ids[1]}, {ids[2]}. What should they watch next?", k=3)
+    assert a["answer"] == "item" and len(a["items"]) == 3 and all(r["id"] in rec.ds.item_by_raw for r in a["items"])
     assert rec.ask("Describe the weather.", answer="text")["answer"] == "text"
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda r: r.recommend("nobody", 3), "unknown user 'nobody'.*genrec inspect"),
-    (lambda r: r.recommend(r.ds.user_ids[0], 10 ** 6), "larger than the catalogue"),
-    (lambda r: r.recommend(r.ds.user_ids[0], 20), "more than the .* items this user has not seen"),
-    (lambda r: r.recommend(r.ds.user_ids[0], 3, history=[]), "empty history"),
-    (lambda r: r.choose(r.ds.user_ids[0], ["nope"]), "unknown item 'nope'"),
-    (lambda r: r.choose(r.ds.user_ids[0], []), "at least one candidate"),
+    (lambda r: r.recommend("nobody", 3), "unknown user 'nobody'.*the IDs in your files"),
+    (lambda r: r.recommend(r.ds.user_raw_ids[0], 10 ** 6), "larger than the catalogue"),
+    (lambda r: r.recommend(r.ds.user_raw_ids[0], 20), "more than the .* items this user has not seen"),
+    (lambda r: r.recommend(r.ds.user_raw_ids[0], 3, history=[]), "empty history"),
+    (lambda r: r.choose(r.ds.user_raw_ids[0], ["nope"]), "unknown item 'nope'"),
+    (lambda r: r.choose(r.ds.user_raw_ids[0], []), "at least one candidate"),
     (lambda r: r.ask("   "), "non-empty prompt"),
     (lambda r: r.ask("hi", answer="maybe"), "answer must be"),
 ])
@@ -66,7 +67,7 @@ def test_loading_merges_lora_and_answers_the_same(rec):
     plain = Recommender.from_pretrained(rec.checkpoint_dir, precision="no", merge_adapters=False)
     assert not any("lora_" in n for n, _ in merged.model.named_parameters())
     assert any("lora_" in n for n, _ in plain.model.named_parameters())
-    for u in rec.ds.user_ids[:4]:
+    for u in rec.ds.user_raw_ids[:4]:
         a, b = merged.recommend(u, 5), plain.recommend(u, 5)
         assert [r["id"] for r in a] == [r["id"] for r in b]
         assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-4)

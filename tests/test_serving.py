@@ -42,14 +42,14 @@ def test_health_and_lookups(client, engine):
     ds = engine.rec.ds
     h = client.get("/health").json()
     assert h["status"] == "ok" and h["engine"] == "hf" and h["items"] == ds.n_items and h["users"] == ds.n_users
-    iid = ds.item_ids[0]
+    iid = ds.item_raw_ids[0]
     it = client.get(f"/items/{iid}").json()
     assert it["id"] == iid and it["title"] == "Toy Story" and it["year"] == 1995 and "Comedy" in it["genres"]
-    u = ds.user_ids[0]
+    u = ds.user_raw_ids[0]
     r = client.get(f"/users/{u}", params={"limit": 5}).json()
-    seq = [ds.item_ids[i] for i in ds.sequence(0)]
+    seq = [ds.item_raw_ids[i] for i in ds.sequence(0)]
     assert r["id"] == u and r["n_interactions"] == len(seq) and [x["id"] for x in r["history"]] == seq[-5:]
-    assert client.get("/users", params={"limit": 3}).json()["ids"] == ds.user_ids[:3]
+    assert client.get("/users", params={"limit": 3}).json()["ids"] == ds.user_raw_ids[:3]
     for path in ("/items/nope", "/users/nope", "/items/nope/image"):
         r = client.get(path)
         assert r.status_code == 404 and "unknown" in r.json()["error"]["message"]
@@ -57,38 +57,38 @@ def test_health_and_lookups(client, engine):
 
 def test_recommend_choose_explain_ask(client, engine):
     ds = engine.rec.ds
-    u = ds.user_ids[2]
-    seen = {ds.item_ids[i] for i in ds.sequence(2)}
+    u = ds.user_raw_ids[2]
+    seen = {ds.item_raw_ids[i] for i in ds.sequence(2)}
     r = client.post("/recommend", json={"user": u, "k": 7})
     assert r.status_code == 200
     items = r.json()["items"]
     ids = [x["id"] for x in items]
     scores = [x["score"] for x in items]
-    assert len(set(ids)) == 7 and not set(ids) & seen and set(ids) <= set(ds.item_ids)
+    assert len(set(ids)) == 7 and not set(ids) & seen and set(ids) <= set(ds.item_raw_ids)
     assert scores == sorted(scores, reverse=True)
     # same answer as the Python API (one semantics)
     assert ids == [x["id"] for x in engine.rec.recommend(u, 7)]
-    cands = ds.item_ids[10:16]
+    cands = ds.item_raw_ids[10:16]
     r = client.post("/choose", json={"user": u, "candidates": cands}).json()["items"]
     assert sorted(x["id"] for x in r) == sorted(cands)
     assert math.isclose(sum(math.exp(x["score"]) for x in r), 1.0, rel_tol=1e-3)  # probabilities among the candidates
     r = client.post("/explain", json={"user": u, "item": cands[0], "max_new_tokens": 8}).json()
     assert r["item"]["id"] == cands[0] and isinstance(r["text"], str)
     r = client.post("/ask", json={"text": f"user_{u} watched {cands[0]}, {cands[1]}. What next?", "k": 3}).json()
-    assert r["answer"] == "item" and len(r["items"]) == 3 and {x["id"] for x in r["items"]} <= set(ds.item_ids)
+    assert r["answer"] == "item" and len(r["items"]) == 3 and {x["id"] for x in r["items"]} <= set(ds.item_raw_ids)
     r = client.post("/ask", json={"text": "hello", "answer": "text", "max_new_tokens": 4}).json()
     assert r["answer"] == "text" and isinstance(r["text"], str)
 
 
 def test_chat_completions_plain_and_streamed(client, engine):
     ds = engine.rec.ds
-    u = ds.user_ids[4]
+    u = ds.user_raw_ids[4]
     body = {"model": "genrec", "messages": [{"role": "user", "content": "what should I watch next? top 3"}], "user": u}
     r = client.post("/v1/chat/completions", json=body).json()
     content = r["choices"][0]["message"]["content"]
     shown = [x["id"] for x in r["genrec"]["items"]]
     assert r["object"] == "chat.completion" and r["genrec"]["task"] == "sequential" and len(shown) == 3
-    assert all(f"[item {i}]" in content for i in shown) and not set(shown) & {ds.item_ids[i] for i in ds.sequence(4)}
+    assert all(f"[item {i}]" in content for i in shown) and not set(shown) & {ds.item_raw_ids[i] for i in ds.sequence(4)}
     with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
         assert s.headers["content-type"].startswith("text/event-stream")
         events = [line[6:] for line in s.iter_lines() if line.startswith("data: ")]
@@ -136,7 +136,7 @@ BAD = [  # (method, path, body or raw bytes, expected status)
 def test_bad_requests_get_4xx_with_a_message(client, engine, method, path, body, status):
     ds = engine.rec.ds
     if isinstance(body, dict):
-        body = json.loads(json.dumps(body).replace("@U", ds.user_ids[0]).replace("@I", ds.item_ids[0]))
+        body = json.loads(json.dumps(body).replace("@U", ds.user_raw_ids[0]).replace("@I", ds.item_raw_ids[0]))
     if method == "get":
         r = client.get(path)
     elif isinstance(body, bytes):
@@ -152,7 +152,7 @@ def test_chat_bad_input_is_a_friendly_reply(client, engine):
     for content, needle in [("", "empty"), ("what should user zzz-unknown watch?", "zzz-unknown"),
                             ("pick the best of Heat and Qwxzblorp", "Qwxzblorp")]:
         r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": content}],
-                                                      "user": engine.rec.ds.user_ids[0]})
+                                                      "user": engine.rec.ds.user_raw_ids[0]})
         assert r.status_code == 200 and needle in r.json()["choices"][0]["message"]["content"]
 
 
@@ -185,7 +185,7 @@ def test_engine_failures_and_timeouts_answer_5xx_and_the_server_survives(engine)
 
 
 def _failures_and_timeouts(url, engine):
-    u = engine.rec.ds.user_ids[0]
+    u = engine.rec.ds.user_raw_ids[0]
     r = httpx.post(f"{url}/recommend", json={"user": u, "k": 13}, timeout=10)
     msg = r.json()["error"]["message"]
     assert r.status_code == 500 and "engine failed" in msg and "simulated" not in msg  # details stay in the log
@@ -202,8 +202,8 @@ def test_concurrent_burst_of_good_and_bad_requests(engine):
 
 def _burst(url, app, engine):
     ds = engine.rec.ds
-    good = [{"user": ds.user_ids[j], "k": 4} for j in range(24)]
-    bad = [{"user": "nobody", "k": 4}, {"user": ds.user_ids[0], "k": 10 ** 6}, {"k": 4}]
+    good = [{"user": ds.user_raw_ids[j], "k": 4} for j in range(24)]
+    bad = [{"user": "nobody", "k": 4}, {"user": ds.user_raw_ids[0], "k": 10 ** 6}, {"k": 4}]
 
     def post(body):
         return httpx.post(f"{url}/recommend", json=body, timeout=30)
@@ -281,16 +281,16 @@ def test_item_images_are_linked_and_served(client, engine, tmp_path, monkeypatch
         for row, path in ((0, png), (1, tmp_path / "notes.txt"), (2, "/etc/hostname"),
                           (3, tmp_path / ".." / outside.name)):
             ds.items.loc[ds.items.index[row], "image"] = str(path)
-        iid = ds.item_ids[0]
+        iid = ds.item_raw_ids[0]
         info = client.get(f"/items/{iid}").json()
         assert info["image"] == f"/items/{iid}/image"
         r = client.get(info["image"])
         assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content == png.read_bytes()
         hist_user = next(u for u in range(ds.n_users) if 0 in set(int(x) for x in ds.sequence(u)))
-        h = client.get(f"/users/{ds.user_ids[hist_user]}", params={"limit": 1000}).json()["history"]
+        h = client.get(f"/users/{ds.user_raw_ids[hist_user]}", params={"limit": 1000}).json()["history"]
         assert [x.get("image") for x in h if x["id"] == iid] == [f"/items/{iid}/image"]
         for row in (1, 2, 3, 4):  # not read as an image / outside the folder / traversal / no image at all
-            r = client.get(f"/items/{ds.item_ids[row]}/image")
+            r = client.get(f"/items/{ds.item_raw_ids[row]}/image")
             assert r.status_code == 404 and r.json()["error"]["message"].endswith("has no image"), row
         monkeypatch.setitem(ds.meta, "config", {**ds.meta["config"], "images_path": None})
         assert client.get(f"/items/{iid}/image").status_code == 404  # no images folder: nothing served
@@ -317,7 +317,7 @@ def test_host_allow_list_and_api_key(engine):
     assert c.get("/health", headers={"host": "127.0.0.1:8000"}).status_code == 200
     assert c.get("/health", headers={"host": "[::1]:8000"}).status_code == 200
     assert c.get("/health", headers={"host": "my.box"}).status_code == 200
-    r = c.get(f"/users/{engine.rec.ds.user_ids[0]}", headers={"host": "evil.example:8000"})  # DNS rebinding
+    r = c.get(f"/users/{engine.rec.ds.user_raw_ids[0]}", headers={"host": "evil.example:8000"})  # DNS rebinding
     assert r.status_code == 403 and r.json()["error"]["status"] == 403
     keyed = TestClient(create_app(engine, timeout_s=60, api_key="s3cret", bind_host="0.0.0.0"),
                        base_url="http://203.0.113.5")
@@ -351,7 +351,7 @@ def test_one_error_shape_docs_offline_and_multipart_content(client, engine):
     d = client.get("/docs")
     assert d.status_code == 200 and "/v1/chat/completions" in d.text and "cdn" not in d.text.lower()
     assert client.get("/favicon.ico").status_code == 200
-    u = engine.rec.ds.user_ids[0]
+    u = engine.rec.ds.user_raw_ids[0]
     parts = [{"type": "text", "text": "what should I watch"}, {"type": "text", "text": "next?"}]
     r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": parts}], "user": u})
     assert r.status_code == 200 and r.json()["genrec"]["task"] == "sequential"
@@ -364,7 +364,7 @@ def test_the_stock_openai_client_plain_streamed_and_with_a_key(engine):
     """The real `openai` package against /v1/chat/completions on a live loopback server."""
     openai = pytest.importorskip("openai", reason="the openai client is in genrec's dev extra")
     from tests.browser import LiveServer
-    u = engine.rec.ds.user_ids[0]
+    u = engine.rec.ds.user_raw_ids[0]
     msgs = [{"role": "user", "content": f"what should user {u} watch next?"}]
     with LiveServer(create_app(engine, timeout_s=60)) as srv:
         client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0)

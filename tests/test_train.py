@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from genrec.modeling.model import CheckpointError, GenRecModel
+from genrec.checkpoint import CheckpointError
+from genrec.modeling.model import GenRecModel
 from genrec.train import train
 from tests.helpers import cyclic_dataset, tiny_recipe
 
@@ -129,7 +130,7 @@ def test_training_bad_inputs(cyc, tmp_path, ml100k):
         train(tiny_recipe(steps=2), cyc, tmp_path / "r", progress=False)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         train(tiny_recipe(steps=2), cyc, tmp_path / "empty", resume=True, progress=False)
-    from genrec.train import check_dataset
+    from genrec.checkpoint import check_dataset
     with pytest.raises(CheckpointError, match="trained on another dataset"):
         check_dataset(tmp_path / "r/last", ml100k)
 
@@ -185,37 +186,14 @@ def test_accelerate_launch_with_two_cpu_processes(cyc, tmp_path):
     GenRecModel.from_pretrained(tmp_path / "ddp/last")
 
 
-def test_item_lr_puts_exactly_the_item_table_in_its_own_group():
-
-
-    from genrec.config import ConfigError, TrainConfig, from_dict
-    from genrec.modeling.backbone import build_from_config
-    from genrec.modeling.model import GenRecModel
-    from genrec.train import param_groups
-
-    rec = tiny_recipe(item_tokens="atomic")
-    m = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=[str(i) for i in range(9)])
-    trainable = {id(p) for p in m.parameters() if p.requires_grad}
-    one = param_groups(m, rec.train)
-    assert len(one) == 1 and {id(p) for p in one[0]["params"]} == trainable and one[0]["lr"] == rec.train.lr
-    two = param_groups(m, dataclasses.replace(rec.train, item_lr=0.05))
-    items = {id(p) for p in m.item_emb.parameters()}
-    assert [g["lr"] for g in two] == [rec.train.lr, 0.05]
-    assert {id(p) for p in two[1]["params"]} == items
-    assert {id(p) for p in two[0]["params"]} == trainable - items and not items - trainable
-    assert from_dict(TrainConfig, {"item_lr": "0.01"}, "train").item_lr == 0.01
-    with pytest.raises(ConfigError, match="item_lr"):
-        from_dict(TrainConfig, {"item_lr": -1}, "train")
-
-
-def test_training_with_item_lr_and_sampled_softmax_runs_end_to_end(tmp_path):
+def test_training_with_a_sampled_softmax_runs_end_to_end(tmp_path):
     data = cyclic_dataset(tmp_path)
-    out = train(tiny_recipe(steps=3, item_lr=0.05, item_negatives=8), data, tmp_path / "run", progress=False)
+    out = train(tiny_recipe(steps=3, item_negatives=8), data, tmp_path / "run", progress=False)
     assert out["steps"] == 3 and (tmp_path / "run/last/config.yaml").is_file()
     assert 50 < out["peak_rss_mb"] < 64 * 1024  # MB: a Python process with torch loaded, on this machine
     import yaml
     saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["train"]
-    assert saved["item_lr"] == 0.05 and saved["item_negatives"] == 8
+    assert saved["item_negatives"] == 8 and "item_lr" not in saved
 
 
 def test_item_init_title_plus_image_on_a_dataset_without_images_is_a_clear_error(tmp_path):
@@ -263,168 +241,6 @@ def test_last_checkpoint_names_the_best_even_when_the_final_evaluation_is_the_be
     best = yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())
     assert out["best_step"] == st["best_step"] == best["step"] == 2  # the only evaluation is at the end
     assert st["best_hr10"] == best["valid"]["hr@10"]
-
-
-def test_recent_windows_puts_that_share_of_targets_at_the_users_last_training_item(cyc):
-    """train.recent_windows: a training prompt's target is the user's last training item with
-    probability r (plus the uniform draw's own 1 / (n - 1) share otherwise), and its history is
-    then the user's most recent max_history training items."""
-    import numpy as np
-
-    from genrec.data.dataset import PreparedDataset
-    from genrec.data.examples import n_train_items
-    from genrec.prompts import load_templates
-    from genrec.train import mixture, sample_batch
-
-    ds = PreparedDataset.load(cyc)
-    templates = load_templates()
-    users = np.arange(ds.n_users)
-    model = None
-    shares = {}
-    for r in (0.0, 0.5, 1.0):
-        recipe = tiny_recipe(recent_windows=r, max_history=4, templates=("seq-1",))
-        if model is None:
-            model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
-        fams, probs = mixture(recipe)
-        last = []
-        for step in range(60):
-            _, _, exs = sample_batch(ds, model, templates, fams, probs, users, recipe, None, 0, 0, step, 0)
-            for e in exs:
-                seq = [int(x) for x in ds.sequence(e.user)]
-                n = n_train_items(ds, e.user)
-                assert n == 10  # 12 interactions, the last two held out
-                pos = n - 1 if e.target_item == seq[n - 1] else None
-                last.append(pos is not None)
-                if pos is not None:  # a cyclic walk never repeats an item, so the target fixes the position
-                    assert e.history == seq[pos - 4:pos]
-        shares[r] = float(np.mean(last))
-    assert shares[1.0] == 1.0
-    assert shares[0.0] < 0.2  # uniform over positions 1..9: 1/9
-    assert 0.45 < shares[0.5] < 0.67  # 0.5 + 0.5 / 9 = 0.56
-
-
-def test_recent_windows_out_of_range_is_a_config_error():
-    from genrec.config import ConfigError, TrainConfig
-    with pytest.raises(ConfigError, match="recent_windows"):
-        TrainConfig(recent_windows=1.5)
-
-
-def test_training_a_low_rank_item_table_keeps_its_initial_rows_and_resumes(cyc, tmp_path, monkeypatch):
-    base = tiny_recipe(steps=4, eval_every=2, item_negatives=8)
-    recipe = dataclasses.replace(base, model=dataclasses.replace(base.model, item_rank=2))
-    a = train(recipe, cyc, tmp_path / "a", progress=False)
-    with monkeypatch.context() as mp:
-        interrupt_on_call(mp, 3)
-        with pytest.raises(KeyboardInterrupt):
-            train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
-    train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
-    sa, sb = trainables(tmp_path / "a/last"), trainables(tmp_path / "b/last")
-    assert {"item_emb.base", "item_emb.a", "item_emb.b", "item_emb.c", "item_emb.d"} <= set(sa)
-    assert "item_emb.weight" not in sa and sa["item_emb.a"].shape[1] == 2
-    for k in sa:
-        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6)
-    # trained: the per-item factors moved, the frozen title rows did not
-    from genrec.data.dataset import PreparedDataset
-    ds = PreparedDataset.load(cyc)
-    fresh = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)])
-    assert torch.equal(sa["item_emb.base"], fresh.item_emb.base)
-    assert sa["item_emb.a"].abs().sum() > 0 and sa["item_emb.c"].abs().sum() > 0
-    assert a["steps"] == 4
-
-
-def test_weight_average_matches_hand_computed_values():
-    from genrec.train import WeightAverage
-    p = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-    avg = WeightAverage([p], decay=0.5)
-    with torch.no_grad():
-        p.copy_(torch.tensor([3.0, 0.0]))
-    avg.update()  # n=1: d = min(0.5, 2/11) = 2/11 -> 2/11 * [1, -2] + 9/11 * [3, 0]
-    torch.testing.assert_close(avg.shadow[0], torch.tensor([29 / 11, -4 / 11]))
-    with torch.no_grad():
-        p.copy_(torch.tensor([0.0, 0.0]))
-    avg.update()  # n=2: d = 3/12
-    torch.testing.assert_close(avg.shadow[0], torch.tensor([29 / 44, -1 / 11]), rtol=1e-6, atol=0)
-    with torch.no_grad():
-        p.copy_(torch.tensor([1.0, 1.0]))
-    for _ in range(7):  # n=3..9; from n=8 on (1+n)/(10+n) >= 0.5, so d = decay
-        avg.update()
-    want = torch.tensor([29 / 44, -1 / 11])
-    for n in range(3, 10):
-        d = min(0.5, (1 + n) / (10 + n))
-        want = d * want + (1 - d) * torch.tensor([1.0, 1.0])
-    assert avg.updates == 9
-    torch.testing.assert_close(avg.shadow[0], want, rtol=1e-6, atol=0)
-    with avg.applied():
-        torch.testing.assert_close(p.detach(), avg.shadow[0])
-    assert torch.equal(p.detach(), torch.ones(2))  # the raw weights are back
-
-
-def test_ema_best_holds_the_average_and_resume_is_exact(cyc, tmp_path, monkeypatch):
-    recipe = tiny_recipe(steps=6, eval_every=3, ema=0.9)
-    a = train(recipe, cyc, tmp_path / "a", progress=False)
-    best_step = a["best_step"]
-    # the best checkpoint is the average: it differs from the raw weights of the same step,
-    # and it is what validation scored
-    raw_run = train(tiny_recipe(steps=6, eval_every=3), cyc, tmp_path / "raw", progress=False)
-    sa, sr = trainables(tmp_path / "a/best"), trainables(tmp_path / "raw/last")
-    assert any(not torch.allclose(sa[k], sr[k]) for k in sa)
-    import yaml
-    assert yaml.safe_load((tmp_path / "a/best/config.yaml").read_text())["ema"] == 0.9
-    from genrec.data.dataset import PreparedDataset
-    from genrec.evaluate import eval_sequential, eval_users
-    from genrec.batches import Collator
-    from genrec.prompts import load_templates
-    ds = PreparedDataset.load(cyc)
-    m = GenRecModel.from_pretrained(tmp_path / "a/best")
-    t = next(t for t in load_templates()["sequential"] if t.seen and t.answer == "item")
-    with torch.no_grad():
-        m.set_task("sequential")
-        res = eval_sequential(m.eval(), ds, Collator(m, None), t, eval_users(ds, "valid", 20, 0), "valid", 4, None,
-                              batch_size=16, progress=False, seed=0)
-    st = json.loads((tmp_path / "a/last/trainer_state.json").read_text())
-    assert res["hr@10"] == pytest.approx(st["best_hr10"]) and best_step == st["best_step"]
-    assert raw_run["last_loss"] == pytest.approx(a["last_loss"], rel=1e-5)  # averaging never touches training
-    # interrupted during step 4 and resumed: the same raw weights and the same average
-    with monkeypatch.context() as mp:
-        interrupt_on_call(mp, 4)
-        with pytest.raises(KeyboardInterrupt):
-            train(recipe, cyc, tmp_path / "b", progress=False, log=lambda m: None)
-    train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
-    for name in ("last", "best"):
-        x, y = trainables(tmp_path / "a" / name), trainables(tmp_path / "b" / name)
-        for k in x:
-            torch.testing.assert_close(x[k], y[k], rtol=1e-4, atol=1e-6)
-    from safetensors.torch import load_file
-    oa, ob = load_file(str(tmp_path / "a/last/optimizer.safetensors")), load_file(str(tmp_path / "b/last/optimizer.safetensors"))
-    assert "ema.0" in oa
-    for k in (k for k in oa if k.startswith("ema.")):
-        torch.testing.assert_close(oa[k], ob[k], rtol=1e-4, atol=1e-6)
-    # resuming a run made without the average, with it: a clear error, nothing changed
-    with pytest.raises(CheckpointError, match="trained without train.ema"):
-        train(recipe, cyc, tmp_path / "raw", resume=True, progress=False)
-
-
-def test_ema_config_errors():
-    from genrec.config import ConfigError, TrainConfig
-    with pytest.raises(ConfigError, match=r"train.ema must be in \[0, 1\)"):
-        TrainConfig(ema=1.0)
-    with pytest.raises(ConfigError, match="needs validation"):
-        TrainConfig(ema=0.99, eval_users=0)
-
-
-def test_label_smoothing_config_errors():
-    from genrec.config import ConfigError, TrainConfig
-    with pytest.raises(ConfigError, match=r"train.label_smoothing must be in \[0, 1\)"):
-        TrainConfig(label_smoothing=1.0)
-    with pytest.raises(ConfigError, match="needs the full softmax"):
-        TrainConfig(label_smoothing=0.1, item_negatives=8)
-    # items written as text have no item cross-entropy to smooth: the recipe itself is refused,
-    # so `genrec train` stops before reading data or writing anything
-    with pytest.raises(ConfigError, match=r"applies to atomic item tokens \(model.item_tokens=atomic\)"):
-        tiny_recipe(item_tokens="text", label_smoothing=0.1)
-    from genrec.config import load_recipe
-    with pytest.raises(ConfigError, match="applies to atomic item tokens"):
-        load_recipe(Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml", {"model.item_tokens": "text", "train.label_smoothing": 0.1})
 
 
 def _uneven_dataset(tmp_path):
@@ -524,8 +340,32 @@ def test_mask_seen_marks_the_users_items_before_the_prompt_and_trains(cyc, tmp_p
     import yaml
     assert yaml.safe_load((tmp_path / "r/last/config.yaml").read_text())["train"]["mask_seen"] is True
     with pytest.raises(ConfigError, match="train.mask_seen"):
-        tiny_recipe(mask_seen=True, label_smoothing=0.1)
-    with pytest.raises(ConfigError, match="train.mask_seen"):
         tiny_recipe(mask_seen=True, item_negatives=4)
     with pytest.raises(ConfigError, match="train.mask_seen applies to atomic"):
         tiny_recipe(item_tokens="text", mask_seen=True)
+
+
+def test_removed_options_load_at_their_old_default_and_are_refused_otherwise(tmp_path):
+    """train.ema / label_smoothing / item_lr / recent_windows and model.item_tie / item_rank were
+    removed; a checkpoint written before (its config.yaml names them at their defaults) loads and
+    scores exactly as the same checkpoint without them; another value is a one-line error."""
+    import yaml
+
+    from genrec.config import ConfigError, ModelConfig, TrainConfig, from_dict
+    from genrec.recommender import Recommender
+    data = cyclic_dataset(tmp_path)
+    train(tiny_recipe(steps=2), data, tmp_path / "run", progress=False)
+    ck = tmp_path / "run/last"
+    rec = Recommender.from_pretrained(ck, device="cpu")
+    u = rec.ds.user_raw_ids[0]
+    want = rec.recommend(u, 5)
+    cfg = yaml.safe_load((ck / "config.yaml").read_text())
+    cfg["model"].update(item_tie=False, item_rank=0)
+    cfg["train"].update(ema=0.0, label_smoothing=0.0, item_lr=None, recent_windows=0.0)
+    (ck / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert Recommender.from_pretrained(ck, device="cpu").recommend(u, 5) == want
+    for section, key, value in (("train", "ema", 0.995), ("train", "label_smoothing", 0.1),
+                                ("model", "item_tie", True), ("model", "item_rank", 64)):
+        cls = TrainConfig if section == "train" else ModelConfig
+        with pytest.raises(ConfigError, match=f"{section}.{key} was removed"):
+            from_dict(cls, {key: value}, section)

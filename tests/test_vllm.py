@@ -50,10 +50,10 @@ def test_engines_agree_on_topk_candidates_and_free_asks(engines):
     hf, vl = engines
     rec = hf.rec
     ds = rec.ds
-    qs = [rec.query_recommend(ds.user_ids[j], 10) for j in range(0, 60, 3)]
-    qs += [rec.query_recommend(ds.user_ids[1], 5, exclude_history=False)]
-    qs += [rec.query_choose(ds.user_ids[j], ds.item_ids[j:j + 7]) for j in range(5)]
-    qs += [rec.query_ask(f"user_{ds.user_ids[2]} watched {ds.item_ids[0]}, {ds.item_ids[5]}. What next?", 8)]
+    qs = [rec.query_recommend(ds.user_raw_ids[j], 10) for j in range(0, 60, 3)]
+    qs += [rec.query_recommend(ds.user_raw_ids[1], 5, exclude_history=False)]
+    qs += [rec.query_choose(ds.user_raw_ids[j], ds.item_raw_ids[j:j + 7]) for j in range(5)]
+    qs += [rec.query_ask(f"user_{ds.user_raw_ids[2]} watched {ds.item_raw_ids[0]}, {ds.item_raw_ids[5]}. What next?", 8)]
     a, b = hf.run_batch(qs), vl.run_batch(qs)
     exact = 0
     for q, x, y in zip(qs, a, b):
@@ -67,15 +67,15 @@ def test_constrained_output_is_always_a_valid_unseen_item(engines):
     rec = vl.rec
     ds = rec.ds
     for j in range(0, ds.n_users, 47):
-        u = ds.user_ids[j]
+        u = ds.user_raw_ids[j]
         q = rec.query_recommend(u, 20)
         items = [i for i, _ in vl.run_batch([q])[0]]
         assert len(items) == 20 == len(set(items))
         assert all(0 <= i < ds.n_items for i in items) and not set(items) & set(int(x) for x in ds.sequence(j))
     # excluding everything but 3 items leaves exactly those 3
     keep = {5, 50, 500}
-    hist = [ds.item_ids[i] for i in range(ds.n_items) if i not in keep]
-    q = rec.query_recommend(ds.user_ids[0], 3, history=hist)
+    hist = [ds.item_raw_ids[i] for i in range(ds.n_items) if i not in keep]
+    q = rec.query_recommend(ds.user_raw_ids[0], 3, history=hist)
     assert {i for i, _ in vl.run_batch([q])[0]} == keep
 
 
@@ -84,7 +84,7 @@ def test_greedy_text_matches_transformers_and_never_emits_items(engines):
     rec = hf.rec
     ds = rec.ds
     # long enough that an untrained tiny model would loop: both engines block repeated 3-grams alike
-    qs = [rec.query_explain(ds.user_ids[j], ds.item_ids[j], max_new_tokens=32) for j in range(4)]
+    qs = [rec.query_explain(ds.user_raw_ids[j], ds.item_raw_ids[j], max_new_tokens=32) for j in range(4)]
     a, b = hf.run_batch(qs), vl.run_batch(qs)
     assert a == b
     loose = [replace(q, no_repeat_ngram=0) for q in qs]
@@ -99,7 +99,7 @@ def test_bad_queries_never_reach_or_break_the_engine(engines):
     rec = vl.rec
     from genrec.recommender import Query
     bad = Query("sequential", "items", {"input_ids": None, "attention_mask": None}, k=3)
-    good = rec.query_recommend(rec.ds.user_ids[0], 3)
+    good = rec.query_recommend(rec.ds.user_raw_ids[0], 3)
     out = vl.run_batch([bad, good])
     assert isinstance(out[0], Exception) and len(out[1]) == 3
     assert len(vl.run_batch([good])[0]) == 3
@@ -130,9 +130,9 @@ def test_concurrent_mixed_burst_through_the_server(engines):
     reqs = []
     for j in range(48):
         if j % 3 == 0:
-            reqs.append(("/explain", {"user": ds.user_ids[j], "item": ds.item_ids[j], "max_new_tokens": 24}))
+            reqs.append(("/explain", {"user": ds.user_raw_ids[j], "item": ds.item_raw_ids[j], "max_new_tokens": 24}))
         else:
-            reqs.append(("/recommend", {"user": ds.user_ids[j], "k": 5}))
+            reqs.append(("/recommend", {"user": ds.user_raw_ids[j], "k": 5}))
     try:
         with ThreadPoolExecutor(32) as pool:
             rs = list(pool.map(lambda r: httpx.post(url + r[0], json=r[1], timeout=120), reqs))

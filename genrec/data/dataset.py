@@ -23,6 +23,7 @@ dense: users 0..U-1, items 0..I-1.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -154,6 +155,8 @@ class PreparedDataset:
             "counts": {"users": n_users, "items": n_items, "interactions": int(len(inter))},
             "split_sizes": split_sizes,
             "skipped_rows": int(raw.skipped_rows),
+            "skipped_by_file": {k: int(v) for k, v in raw.skipped.items()},
+            "notes": list(raw.notes),
             "item_id_scheme": cfg.item_ids,
             "user_id_scheme": cfg.user_ids,
             "leaky_ids": cfg.item_ids in LEAKY_SCHEMES,
@@ -245,10 +248,38 @@ class PreparedDataset:
     def item_by_id(self) -> dict[str, int]:
         return dict(zip(self.items["id"], self.items["item"].astype(int)))
 
+    # IDs: the users' and items' own IDs (as written in the source files) are what people use, in
+    # every API; the ID scheme's generated names (`user_ids`, `item_ids`) are the model's internal
+    # names, accepted only in the form the model reads them: user_<id> and <item_<id>>.
     @cached_property
-    def user_raw_ids(self) -> np.ndarray:
-        """[U] each user's ID as written in the source files (str)."""
-        return self.users["raw_id"].astype(str).to_numpy()
+    def user_raw_ids(self) -> list[str]:
+        """[U] each user's ID as written in the source files."""
+        return [str(x) for x in self.users["raw_id"]]
+
+    @cached_property
+    def item_raw_ids(self) -> list[str]:
+        """[I] each item's ID as written in the source files."""
+        return [str(x) for x in self.items["raw_id"]]
+
+    @cached_property
+    def user_by_raw(self) -> dict[str, int]:
+        return {u: i for i, u in enumerate(self.user_raw_ids)}
+
+    def find_user(self, key: str | int) -> int | None:
+        """A user's index from their own ID, or from the model's name for them (user_<generated id>)."""
+        key = str(key).strip()
+        if key in self.user_by_raw:
+            return self.user_by_raw[key]
+        m = re.fullmatch(r"user_(.+)", key, re.I)
+        return self.user_by_id.get(m.group(1)) if m else None
+
+    def find_item(self, key: str | int) -> int | None:
+        """An item's index from its own ID, or from the model's name for it (<item_<generated id>>)."""
+        key = str(key).strip()
+        if key in self.item_by_raw:
+            return self.item_by_raw[key]
+        m = re.fullmatch(r"<item_(.+)>", key)
+        return self.item_by_id.get(m.group(1)) if m else None
 
     @cached_property
     def user_by_id(self) -> dict[str, int]:
@@ -264,7 +295,7 @@ class PreparedDataset:
 
     @cached_property
     def item_by_raw(self) -> dict[str, int]:
-        return dict(zip(self.items["raw_id"], self.items["item"].astype(int)))
+        return {r: i for i, r in enumerate(self.item_raw_ids)}
 
     @cached_property
     def facts(self) -> list[dict | None]:

@@ -14,7 +14,7 @@ class _Steps:
     """A progress bar over named pipeline steps."""
 
     def __init__(self, total: int, quiet: bool = False):
-        from tqdm.auto import tqdm
+        from genrec.runtime import bar as tqdm
         self.bar = tqdm(total=total, unit="step", disable=quiet, bar_format="{l_bar}{bar:20}| {n}/{total} [{elapsed}]")
 
     def __call__(self, msg: str) -> None:

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer,
                           PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast)
 
 from genrec.modeling.registry import BACKBONES
+from genrec.runtime import no_gguf_bar
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -136,8 +138,9 @@ def _cached_gguf(name: str, entry: dict) -> Path:
     if (out / "config.json").is_file():
         return out
     folder, fn = _gguf_location(entry)
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fn)
-    src = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fn, dtype=torch.float32)
+    with no_gguf_bar():
+        tok = AutoTokenizer.from_pretrained(folder, gguf_file=fn)
+        src = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fn, dtype=torch.float32)
     cfg = src.config
     if hasattr(cfg, "quantization_config"):
         del cfg.quantization_config
@@ -236,3 +239,19 @@ def _guess_targets(config) -> tuple[str, ...]:
         return T5_LORA
     from genrec.modeling.registry import LLAMA_LORA
     return LLAMA_LORA
+
+
+def set_attention_dropout(model: nn.Module, p: float) -> int:
+    """Set the dropout on attention probabilities of every attention module of a transformers
+    decoder (the ones that read a float `attention_dropout` at each forward pass, as Llama, Qwen,
+    Mistral and SmolLM2 do; it only acts in training mode). Returns how many modules were set."""
+    n = 0
+    for m in model.modules():
+        v = getattr(m, "attention_dropout", None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            m.attention_dropout = float(p)
+            n += 1
+    if n == 0:
+        raise ValueError(f"model.attention_dropout: the backbone {type(model).__name__} has no attention module "
+                         "with an attention_dropout setting (decoder backbones only)")
+    return n

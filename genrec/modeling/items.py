@@ -21,50 +21,70 @@ class ItemTable(nn.Module):
 
     Input rows start from the item's title embedding (the prompt can read what an item is);
     output rows start at zero and the bias at the centred log training frequency, so an
-    untrained model ranks exactly like most-popular and training learns the personal part.
-    `tied=True` has one matrix for both sides (as SASRec's item embedding): the output rows
-    are the input rows, so every item target also trains how the item reads in a prompt.
+    untrained model ranks exactly like most-popular and training learns the personal part."""
 
-    `rank=r > 0` bounds what each item can learn: an input row is its initial row (a frozen
-    buffer, `init()` sets it) plus a[item] @ b with a [I, r] and b [r, D]; an output row is
-    c[item] @ d (tied: the input row). a and c start at zero (so the start is the same as
-    above), b and d small and random so the first steps have a gradient."""
-
-    def __init__(self, n_items: int, dim: int, tied: bool = False, rank: int = 0):
+    def __init__(self, n_items: int, dim: int):
         super().__init__()
-        self.tied, self.rank = tied, rank
-        if rank:
-            self.register_buffer("base", torch.zeros(n_items, dim))  # saved with the checkpoint
-            self.a = nn.Parameter(torch.zeros(n_items, rank))
-            self.b = nn.Parameter(torch.randn(rank, dim) * dim ** -0.5)
-            if not tied:
-                self.c = nn.Parameter(torch.zeros(n_items, rank))
-                self.d = nn.Parameter(torch.randn(rank, dim) * dim ** -0.5)
-        else:
-            self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
-            if not tied:
-                self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
+        self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
+        self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
         self.bias = nn.Parameter(torch.zeros(n_items))
 
     @torch.no_grad()
     def init(self, rows: torch.Tensor) -> None:
-        """Set the initial input rows [I, D] (the full matrix, or the frozen base under a rank)."""
-        (self.base if self.rank else self.weight).copy_(rows)
+        """Set the initial input rows [I, D]."""
+        self.weight.copy_(rows)
 
     def in_rows(self) -> torch.Tensor:
         """The input-side item matrix [I, D]."""
-        return self.base + self.a @ self.b if self.rank else self.weight
+        return self.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        if self.rank:  # only the rows asked for
-            return self.base[idx] + self.a[idx] @ self.b  # [.., D]
         return nn.functional.embedding(idx, self.weight)  # [.., D]
 
     def out_rows(self) -> torch.Tensor:
-        """The output-side item matrix [I, D] (the input matrix itself when tied)."""
-        if self.tied:
-            return self.in_rows()
-        return self.c @ self.d if self.rank else self.out
+        """The output-side item matrix [I, D]."""
+        return self.out
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[.., I] every item's score from hidden states [.., D]."""
+        return hidden.to(self.out.dtype) @ self.out.T + self.bias  # [.., I]
+
+
+def item_cross_entropy(table: ItemTable, h: torch.Tensor, y: torch.Tensor, seen: torch.Tensor | None = None,
+                       n_neg: int = 0, training: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(loss, logits) of the item block: full softmax, or (training with n_neg = N > 0) a sampled
+    softmax over the batch's distinct targets plus N uniform negatives, where an accidental hit (a
+    sampled item equal to the row's target) is masked out (logits None then). seen [N, I] bool:
+    items left out of each row's full softmax (its target never is)."""
+    rows = table.out_rows()
+    n_items = rows.shape[0]
+    if seen is not None and n_neg and training:
+        raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
+    if not training or not n_neg or n_neg >= n_items:
+        logits = table.logits(h).float()  # [N, I]
+        if seen is not None:
+            seen = seen.clone()
+            seen[torch.arange(len(y), device=y.device), y] = False  # a repeated item stays a valid target
+            logits = logits.masked_fill(seen, float("-inf"))
+        return nn.functional.cross_entropy(logits, y), logits
+    neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
+    cand = torch.cat([y.unique(), neg])  # [C]
+    logits = (h.to(rows.dtype) @ rows[cand].T + table.bias[cand]).float()
+    is_target = cand.unsqueeze(0) == y.unsqueeze(1)  # [N, C]
+    first = is_target.float().argmax(1)  # the column of each row's own target (its first occurrence)
+    dup = is_target.clone()
+    dup[torch.arange(len(y), device=y.device), first] = False
+    logits = logits.masked_fill(dup, float("-inf"))
+    return nn.functional.cross_entropy(logits, first), None
+
+
+def items_so_far(input_ids: torch.Tensor, offset: int, n_items: int) -> torch.Tensor:
+    """[B, T, I] bool: the atomic items (token ids offset..offset+I-1) among each row's tokens up to
+    and including position t."""
+    idx = torch.where(input_ids >= offset, input_ids - offset, n_items)  # [B, T] (n_items: not an item)
+    hot = torch.zeros(*input_ids.shape, n_items + 1, dtype=torch.int32, device=input_ids.device)
+    hot.scatter_(2, idx.unsqueeze(-1), 1)  # [B, T, I + 1]
+    return hot.cumsum(1)[..., :n_items] > 0  # [B, T, I]
 
 
 class ItemCodec:

@@ -18,7 +18,6 @@ No pickle anywhere.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,37 +26,19 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers.utils import ModelOutput
 
+from genrec.checkpoint import CheckpointError, read_config
 from genrec.files import atomic_dir
 from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
-from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone
-from genrec.modeling.items import ItemCodec, ItemTable, add_atomic_tokens, cf_rows, mix_init, title_init
+from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone, set_attention_dropout
+from genrec.modeling.items import (ItemCodec, ItemTable, add_atomic_tokens, cf_rows, item_cross_entropy, items_so_far,
+                                   mix_init, title_init)
 from genrec.modeling.projector import VisualProjector, splice
 from genrec.prompts import IMAGE_TOKEN
 from genrec.vision import clip_dim
 
 CHECKPOINT_VERSION = 1
 MIN_SHARED_PREFIX = 4  # shorter shared openings are not worth a second forward call
-
-
-class CheckpointError(ValueError):
-    """A checkpoint directory is missing, damaged or from an incompatible version."""
-
-
-def set_attention_dropout(model: nn.Module, p: float) -> int:
-    """Set the dropout on attention probabilities of every attention module of a transformers
-    decoder (the ones that read a float `attention_dropout` at each forward pass, as Llama, Qwen,
-    Mistral and SmolLM2 do; it only acts in training mode). Returns how many modules were set."""
-    n = 0
-    for m in model.modules():
-        v = getattr(m, "attention_dropout", None)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            m.attention_dropout = float(p)
-            n += 1
-    if n == 0:
-        raise ValueError(f"model.attention_dropout: the backbone {type(model).__name__} has no attention module "
-                         "with an attention_dropout setting (decoder backbones only)")
-    return n
 
 
 class GenRecModel(nn.Module):
@@ -131,9 +112,7 @@ class GenRecModel(nn.Module):
             if self.recipe.model.item_init == "title+cf" and item_cf is not None:
                 cf = torch.as_tensor(item_cf, dtype=torch.float32)  # [I, d]
                 init = mix_init(init, cf_rows(cf, init.shape[1]), cf.abs().sum(1) > 0)
-            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim,
-                                      tied=self.recipe.model.item_tie,
-                                      rank=self.recipe.model.item_rank).to(base_emb.weight.device)
+            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
             with torch.no_grad():
                 self.item_emb.init(init)
                 if item_counts is not None:
@@ -304,48 +283,17 @@ class GenRecModel(nn.Module):
 
     def items_so_far(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[B, T, I] bool: the atomic items among each row's tokens up to and including position t."""
-        n_items = self.item_emb.out_rows().shape[0]
-        off = self.codec.offset
-        idx = torch.where(input_ids >= off, input_ids - off, n_items)  # [B, T] (n_items: not an item)
-        hot = torch.zeros(*input_ids.shape, n_items + 1, dtype=torch.int32, device=input_ids.device)
-        hot.scatter_(2, idx.unsqueeze(-1), 1)  # [B, T, I + 1]
-        return hot.cumsum(1)[..., :n_items] > 0  # [B, T, I]
+        return items_so_far(input_ids, self.codec.offset, len(self.codec))
 
     def _item_loss(self, h: torch.Tensor, y: torch.Tensor, seen: torch.Tensor | None = None) -> ModelOutput:
-        """Cross-entropy over the item block: full softmax (label-smoothed in training when
-        train.label_smoothing is set), or (training with train.item_negatives = N)
-        a sampled softmax over the batch's distinct targets plus N uniform negatives, where an
-        accidental hit (a sampled item equal to the row's target) is masked out. seen [N, I] bool:
-        items left out of each row's full softmax (its target never is)."""
-        n_neg = self.recipe.train.item_negatives
-        rows = self.item_emb.out_rows()
-        n_items = rows.shape[0]
-        if seen is not None and n_neg and self.training:
-            raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
-        if not self.training or not n_neg or n_neg >= n_items:
-            logits = self.item_logits(h).float()  # [N, I]
-            if seen is not None:
-                seen = seen.clone()
-                seen[torch.arange(len(y), device=y.device), y] = False  # a repeated item stays a valid target
-                logits = logits.masked_fill(seen, float("-inf"))
-            ls = self.recipe.train.label_smoothing if self.training else 0.0  # 0 with mask_seen (config)
-            return ModelOutput(loss=nn.functional.cross_entropy(logits, y, label_smoothing=ls), logits=logits)
-        neg = torch.randint(0, n_items, (n_neg,), device=y.device)  # [S]
-        cand = torch.cat([y.unique(), neg])  # [C]
-        logits = (h.to(rows.dtype) @ rows[cand].T + self.item_emb.bias[cand]).float()
-        is_target = cand.unsqueeze(0) == y.unsqueeze(1)  # [N, C]
-        first = is_target.float().argmax(1)  # the column of each row's own target (its first occurrence)
-        dup = is_target.clone()
-        dup[torch.arange(len(y), device=y.device), first] = False
-        logits = logits.masked_fill(dup, float("-inf"))
-        return ModelOutput(loss=nn.functional.cross_entropy(logits, first), logits=None)
+        loss, logits = item_cross_entropy(self.item_emb, h, y, seen, self.recipe.train.item_negatives, self.training)
+        return ModelOutput(loss=loss, logits=logits)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[.., I] scores of every atomic item token (the item block of the output layer)."""
         if self.item_emb is None:
             raise ValueError("item_logits needs model.item_tokens=atomic")
-        rows = self.item_emb.out_rows()
-        return hidden.to(rows.dtype) @ rows.T + self.item_emb.bias  # [.., I]
+        return self.item_emb.logits(hidden)
 
     # ---------------------------------------------------------------- serving
     def merge_lora(self) -> None:
@@ -355,15 +303,10 @@ class GenRecModel(nn.Module):
 
     # ---------------------------------------------------------------- checkpoints
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Projector, item table, bottleneck adapters and unfrozen norms (LoRA is saved by peft); with
-        model.item_rank also the item table's frozen initial rows (a buffer: they are not recomputable
-        once the visual projector has trained)."""
+        """Projector, item table, bottleneck adapters and unfrozen norms (LoRA is saved by peft)."""
         tln = self.recipe.adapter.train_layer_norms
-        out = {n: p.detach().contiguous().cpu() for n, p in self.named_parameters()
-               if is_trainable_name(n, tln) and "lora_" not in n}
-        if self.item_emb is not None:
-            out.update({f"item_emb.{n}": b.detach().contiguous().cpu() for n, b in self.item_emb.named_buffers()})
-        return out
+        return {n: p.detach().contiguous().cpu() for n, p in self.named_parameters()
+                if is_trainable_name(n, tln) and "lora_" not in n}
 
     def save_pretrained(self, out: str | Path, item_ids: list[str] | None = None,
                         overwrite: bool = True, extra: dict | None = None, write_extra=None) -> Path:
@@ -413,9 +356,7 @@ class GenRecModel(nn.Module):
                         device: str | torch.device | None = None) -> "GenRecModel":
         path = Path(path)
         cfg_file = path / "config.yaml"
-        if not cfg_file.is_file():
-            raise CheckpointError(f"{path}: not a genrec checkpoint (no config.yaml)")
-        raw = yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}
+        raw = read_config(path)
         version = raw.pop("genrec_checkpoint", None)
         if version != CHECKPOINT_VERSION:
             raise CheckpointError(f"{path}: checkpoint format {version}, this genrec reads {CHECKPOINT_VERSION}")
@@ -428,35 +369,3 @@ class GenRecModel(nn.Module):
         if device is not None:
             model.to(device)
         return model
-
-
-def model_info(recipe: Recipe, n_items: int = 1000) -> dict:
-    """Trainable vs total parameters, built on the meta device (no weights, no download).
-
-    Atomic item tokens add an [n_items, D] trainable table; `n_items` sizes it."""
-    from genrec.modeling.backbone import build_from_config
-    from genrec.modeling.registry import BACKBONES
-
-    name = recipe.model.backbone
-    if name not in BACKBONES:
-        raise ValueError(f"`info` counts registry backbones only ({', '.join(BACKBONES)}); got {name!r}")
-    bb = build_from_config(name, device="meta")
-    if bb.tokenizer is None:  # real backbones: a stand-in tokenizer is enough to count parameters
-        from genrec.modeling.backbone import tiny_tokenizer
-        bb = replace(bb, tokenizer=tiny_tokenizer(bb.kind))
-    r = replace(recipe, model=replace(recipe.model, quantize="none"))
-    atomic = r.model.item_tokens == "atomic"
-    m = GenRecModel(replace(r, model=replace(r.model, item_tokens="text")), bb)  # item table counted below
-    train, total = m.parameter_counts()
-    groups: dict[str, int] = {}
-    for n, p in m.trainable_parameters():
-        key = "visual projector" if n.startswith("visual_proj.") else "LoRA" if "lora_" in n else \
-            "bottleneck adapters" if "adapter_" in n else \
-            "layer norms"
-        groups[key] = groups.get(key, 0) + p.numel()
-    if atomic:  # an [I, D] trainable table beside the frozen vocabulary
-        table = n_items * (2 * bb.hidden + 1)
-        groups[f"atomic item table ({n_items:,} items)"] = table
-        train, total = train + table, total + table
-    return {"backbone": name, "kind": bb.kind, "trainable": train, "total": total,
-            "percent": 100.0 * train / total, "groups": groups}

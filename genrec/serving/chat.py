@@ -73,9 +73,12 @@ class TitleIndex:
         text = text.strip().strip("\"'“”‘’").strip()
         if not text:
             return None
-        m = re.fullmatch(r"(?:item[\s_#:-]*|<item_)?([\w.-]+)>?", text, re.I)
-        if m and m.group(1) in self.ds.item_by_id:
-            return self.ds.item_by_id[m.group(1)]
+        found = self.ds.find_item(text)  # the item's own ID, or the model's <item_...> name
+        if found is not None:
+            return found
+        m = re.fullmatch(r"item[\s_#:-]*([\w.-]+)", text, re.I)
+        if m and self.ds.find_item(m.group(1)) is not None:
+            return self.ds.find_item(m.group(1))
         n = normalise(text)
         if not n:
             return None
@@ -132,14 +135,13 @@ class Router:
                 continue
             for found in USER.findall(str(m.get("content", ""))):
                 key = found.rstrip(".,?!")
-                if key in self.ds.user_by_id:
+                if self.ds.find_user(key) is not None:
                     return key, None
                 if j == 0:
                     return None, key
         if hint is not None:
             h = str(hint).strip()
-            h = h[5:] if h.lower().startswith("user_") else h
-            return (h, None) if h in self.ds.user_by_id else (None, h)
+            return (h, None) if self.ds.find_user(h) is not None else (None, h)
         return None, None
 
     def _shown(self, messages: list[dict]) -> list[list[int]]:
@@ -148,7 +150,7 @@ class Router:
         for m in messages[:-1]:
             if m.get("role") == "assistant":
                 ids = list(dict.fromkeys(  # in order of first mention ("the best is X" then the list)
-                    self.ds.item_by_id[x] for x in SHOWN.findall(str(m.get("content", ""))) if x in self.ds.item_by_id))
+                    self.ds.item_by_raw[x] for x in SHOWN.findall(str(m.get("content", ""))) if x in self.ds.item_by_raw))
                 if ids:
                     out.append(ids)
         return out
@@ -199,7 +201,7 @@ class Router:
         user, unknown = self._user(messages, user_hint)
         if unknown is not None:
             return Intent("say", text=f"I don't know user “{unknown}”. This dataset has {self.ds.n_users:,} users "
-                                      f"with IDs like {', '.join(self.ds.user_ids[:5])}.")
+                                      f"with IDs like {', '.join(self.ds.user_raw_ids[:5])}.")
         body = USER.sub(" ", text)
         shown = self._shown(messages)
         if WHY.search(body):
@@ -233,7 +235,7 @@ class Router:
     def _need_user(self, intent: Intent) -> Intent:
         if intent.user is None:
             return Intent("say", text="Who is this for? Pick a user (or say e.g. “for user "
-                                      f"{self.ds.user_ids[0]}”).")
+                                      f"{self.ds.user_raw_ids[0]}”).")
         return intent
 
     # ------------------------------------------------------------------ refinement

@@ -7,9 +7,8 @@
     GET  /health, /items/{id}, /users/{id}
     POST /v1/chat/completions  (OpenAI-compatible, `stream: true` for server-sent events; the chat demo uses it)
 
-Requests go through one batching worker: it takes whatever has queued up (up to
-`max_batch`) and hands it to the engine in one call, so the vLLM engine batches
-concurrent clients while the transformers engine runs them one by one. Every
+Requests go through one batching worker (genrec.serving.batcher); bodies are the models of
+genrec.serving.schemas; genrec.serving.guard checks size, Host and key first. Every
 request is validated first (sizes, types, known users/items) and answers 4xx with a
 message; an engine failure answers 500 with a message and the server keeps serving.
 """
@@ -17,16 +16,12 @@ message; an engine failure answers 500 with a message and the server keeps servi
 import asyncio
 import json
 import logging
-import queue
-import threading
 import time
 import uuid
-from concurrent.futures import Future
 from pathlib import Path
-from typing import Literal
 
-from genrec.recommender import Query, RecommenderError
-from genrec.serving.chat import Router
+from genrec.recommender import RecommenderError
+from genrec.serving.batcher import APIError, Service, pieces
 from genrec.serving.engine import Engine
 from genrec.serving.guard import Guard, check_listen
 
@@ -34,68 +29,8 @@ log = logging.getLogger("genrec.serve")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_K = 1000
-MAX_CANDIDATES = 100
-MAX_TEXT_CHARS = 8000
-MAX_NEW_TOKENS = 128
 MAX_CONVERSATION_CHARS = 64_000
 STATIC = Path(__file__).parent / "static"
-
-
-class APIError(Exception):
-    """An HTTP error with its status and one-line message (timeouts, engine failures)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class Batcher:
-    """One worker thread between the HTTP handlers and the engine."""
-
-    def __init__(self, engine: Engine, max_batch: int = 32):
-        self.engine, self.max_batch = engine, max_batch
-        self.q: queue.Queue = queue.Queue()
-        self.batches = 0
-        self._t = threading.Thread(target=self._loop, name="genrec-batcher", daemon=True)
-        self._t.start()
-
-    def submit(self, query: Query) -> Future:
-        f: Future = Future()
-        self.q.put((query, f))
-        return f
-
-    def _loop(self) -> None:
-        while True:
-            first = self.q.get()
-            if first is None:
-                return
-            work = [first]
-            while len(work) < self.max_batch:
-                try:
-                    nxt = self.q.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self.q.put(None)
-                    break
-                work.append(nxt)
-            work = [(q, f) for q, f in work if f.set_running_or_notify_cancel()]
-            if not work:
-                continue
-            try:
-                results = self.engine.run_batch([q for q, _ in work])
-            except Exception as e:  # the engine failed as a whole: every waiting request learns why
-                results = [e] * len(work)
-            self.batches += 1
-            for (_, f), r in zip(work, results):
-                if isinstance(r, BaseException):
-                    f.set_exception(r)
-                else:
-                    f.set_result(r)
-
-    def close(self) -> None:
-        self.q.put(None)
 
 
 def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, checkpoint: str = "",
@@ -105,63 +40,12 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
-    from pydantic import BaseModel, ConfigDict, Field
 
-    rec = engine.rec
-    router = Router(rec.ds)
-    batcher = Batcher(engine, max_batch)
+    from genrec.serving.schemas import AskReq, ChatReq, ChooseReq, ExplainReq, RecommendReq
 
-    class Strict(BaseModel):
-        model_config = ConfigDict(extra="forbid", str_max_length=MAX_TEXT_CHARS)
-
-    ID = Field(min_length=1, max_length=200)
-
-    class RecommendReq(Strict):
-        user: str = ID
-        k: int = Field(10, ge=1, le=MAX_K)
-        exclude_history: bool = True
-        history: list[str] | None = Field(None, max_length=MAX_K)
-
-    class ChooseReq(Strict):
-        user: str = ID
-        candidates: list[str] = Field(min_length=1, max_length=MAX_CANDIDATES)
-
-    class ExplainReq(Strict):
-        user: str = ID
-        item: str = ID
-        max_new_tokens: int = Field(40, ge=1, le=MAX_NEW_TOKENS)
-
-    class AskReq(Strict):
-        text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-        k: int = Field(5, ge=1, le=MAX_K)
-        answer: Literal["auto", "item", "text"] = "auto"
-        max_new_tokens: int = Field(48, ge=1, le=MAX_NEW_TOKENS)
-
-    class Part(BaseModel):  # OpenAI's multi-part content; only text parts carry anything here
-        model_config = ConfigDict(extra="allow")
-        type: str
-        text: str | None = Field(None, max_length=MAX_TEXT_CHARS)
-
-    class Message(BaseModel):
-        model_config = ConfigDict(extra="allow")
-        role: Literal["system", "user", "assistant", "tool", "developer"]
-        content: str | list[Part] | None = Field(None, max_length=MAX_TEXT_CHARS)
-
-        def text(self) -> str:
-            if not isinstance(self.content, list):
-                return self.content or ""
-            bad = [p.type for p in self.content if p.type != "text"]
-            if bad:
-                raise APIError(422, f"messages: only text content is supported, got a {bad[0]!r} part")
-            return "\n".join(p.text or "" for p in self.content)
-
-    class ChatReq(BaseModel):
-        model_config = ConfigDict(extra="allow")  # OpenAI clients send more fields than we use
-        model: str | None = None
-        messages: list[Message] = Field(min_length=1, max_length=64)
-        stream: bool = False
-        user: str | None = Field(None, max_length=200)
-        max_tokens: int | None = Field(None, ge=1, le=4096)
+    svc = Service(engine, timeout_s, max_batch)
+    rec, router, batcher = svc.rec, svc.router, svc.batcher
+    answer = svc.answer
 
     app = FastAPI(title="genrec", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Generative recommendation with adapter-tuned language models")
@@ -200,21 +84,6 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return error(500, "internal error (details are in the server log)")
 
-    async def raw(q: Query):
-        """Run a query through the batcher: its raw result (504 on timeout, 500 on an engine failure)."""
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(batcher.submit(q)), timeout_s)
-        except asyncio.TimeoutError:
-            raise APIError(504, f"the engine did not answer within {timeout_s:g} s") from None
-        except RecommenderError:
-            raise
-        except Exception as e:
-            log.error("engine error", exc_info=e)
-            raise APIError(500, "the engine failed on this request (details are in the server log)") from None
-
-    async def answer(q: Query):
-        return rec.answer(q, await raw(q))
-
     def card(i: int) -> dict:
         """An item as the page shows it: id, title, year, genres, and an image URL where there is one."""
         info = rec.item_info(i)
@@ -251,13 +120,15 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.get("/users")
     async def users(limit: int = 100):
-        return {"count": rec.ds.n_users, "ids": rec.ds.user_ids[:max(0, min(limit, 10_000))]}
+        return {"count": rec.ds.n_users, "ids": rec.ds.user_raw_ids[:max(0, min(limit, 10_000))]}
 
     @app.get("/users/{user_id}")
     async def user(user_id: str, limit: int = 50):
         hist = rec.history(user_id)
         limit = max(1, min(limit, 1000))
-        return {"id": rec.ds.user_ids[rec.user_index(user_id)], "n_interactions": len(hist), "history": [card(i) for i in hist[-limit:]]}
+        u = rec.user_index(user_id)
+        return {"id": rec.ds.user_raw_ids[u], "model_id": rec.ds.user_ids[u], "n_interactions": len(hist),
+                "history": [card(i) for i in hist[-limit:]]}
 
     @app.post("/recommend")
     async def recommend(r: RecommendReq):
@@ -277,54 +148,12 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
         return await answer(rec.query_ask(r.text, r.k, r.answer, r.max_new_tokens))
 
     # ------------------------------------------------------------------ chat
-    async def chat_reply(messages: list[dict], user_hint: str | None) -> dict:
-        """{"content": text, "genrec": {...}} for the latest user message."""
-        intent = router.route(messages, user_hint)
-        meta = {"task": intent.kind, "user": intent.user, "items": []}
-        if intent.kind == "say":
-            return {"content": intent.text, "genrec": meta}
-        try:
-            if intent.kind == "sequential":
-                hist = rec.history(intent.user)
-                pool = router.pool_size(intent, rec.ds.n_items - len(set(hist)))
-                picked = router.refine(intent, await raw(rec.query_recommend(intent.user, pool)), hist)
-                if not picked:
-                    return {"content": "I found nothing that fits that among this user's top candidates. "
-                                       "Try asking without the filter.", "genrec": meta}
-                meta["items"] = [rec.item_info(i, s) for i, s in picked]
-                what = (" older" if intent.era == "older" else " newer" if intent.era == "newer" else "") + \
-                       (f" {intent.genre}" if intent.genre else "")
-                head = f"Here {'is' if len(picked) == 1 else 'are'} {len(picked)}{what} pick" \
-                       f"{'' if len(picked) == 1 else 's'} for user {intent.user}:"
-                return {"content": head + "\n" + _lines(meta["items"]), "genrec": meta}
-            if intent.kind == "direct":
-                res = await answer(rec.query_choose(intent.user, [rec.ds.item_ids[i] for i in intent.items]))
-                meta["items"] = res
-                best = res[0]
-                return {"content": f"For user {intent.user} the best of these is {best['title']} "
-                                   f"[item {best['id']}]. Full ranking:\n" + _lines(res), "genrec": meta}
-            if intent.kind == "explanation":
-                iid = rec.ds.item_ids[intent.items[0]]
-                reason = await answer(rec.query_explain(intent.user, iid)) or "(the model gave no reason)"
-                meta["items"] = [rec.item_info(intent.items[0])]
-                return {"content": f"Why user {intent.user} may like {rec.ds.title(intent.items[0])} "
-                                   f"[item {iid}]: {reason}", "genrec": meta}
-            text = intent.text if intent.user is None or intent.user in intent.text else \
-                f"user_{intent.user}: {intent.text}"
-            res = await answer(rec.query_ask(text, 5, "text"))
-            return {"content": res["text"] or "I have no answer to that; try asking for a recommendation.",
-                    "genrec": meta}
-        except RecommenderError as e:
-            return {"content": f"Sorry: {e}", "genrec": meta}
-        except APIError as e:
-            return {"content": f"Sorry: {e.message}", "genrec": meta}
-
     @app.post("/v1/chat/completions")
     async def chat(r: ChatReq):
         messages = [{"role": m.role, "content": m.text()} for m in r.messages]
         if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
             return error(413, "conversation too long; start a new one")
-        reply = await chat_reply(messages, r.user)
+        reply = await svc.chat_reply(messages, r.user)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         model = r.model or f"genrec-{engine.name}"
         if not r.stream:
@@ -342,7 +171,7 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
                     d["genrec"] = extra
                 return f"data: {json.dumps(d)}\n\n"
             yield chunk({"role": "assistant", "content": ""})
-            for piece in _pieces(reply["content"]):
+            for piece in pieces(reply["content"]):
                 yield chunk({"content": piece})
                 await asyncio.sleep(0.01)
             yield chunk({}, "stop", reply["genrec"])
@@ -382,22 +211,6 @@ def api_docs(spec: dict) -> str:
             "<code>Authorization: Bearer KEY</code>. Full schema: <a href=/openapi.json>/openapi.json</a>.</p>"
             "<table border=1 cellpadding=4><tr><th>method</th><th>path</th><th>what</th><th>JSON body</th></tr>"
             + "".join(rows) + "</table>")
-
-
-def _lines(items: list[dict]) -> str:
-    out = []
-    for n, x in enumerate(items, 1):
-        year = f" ({x['year']})" if "year" in x and f"({x['year']})" not in x["title"] else ""
-        score = f" — score {x['score']:.3f}" if "score" in x else ""
-        out.append(f"{n}. {x['title']}{year} [item {x['id']}]{score}")
-    return "\n".join(out)
-
-
-def _pieces(text: str, size: int = 3) -> list[str]:
-    """The reply in small word groups, for streaming (a piece keeps its trailing space/newline)."""
-    import re
-    words = re.findall(r"\S+\s*", text)
-    return ["".join(words[i:i + size]) for i in range(0, len(words), size)] or [text]
 
 
 def serve(engine: Engine, host: str = "127.0.0.1", port: int = 8000, timeout_s: float = 60.0,
