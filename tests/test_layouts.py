@@ -117,8 +117,9 @@ def test_amazon_bad_fields_name_file_line_field_and_skips_are_counted(tmp_path):
 
 def test_inspect_warns_when_candidates_exceed_the_catalogue(tmp_path, capsys):
     (tmp_path / "i.csv").write_text("user,item,timestamp\n" + "".join(f"u{j % 3},i{j % 8},{j}\n" for j in range(30)))
-    assert main(["prepare", "--quiet", "--source", "table", "--path", str(tmp_path / "i.csv"), "--k-core", "1",
-                 "--out", str(tmp_path / "d")]) == 0
+    # the one override syntax, --section.key value, as for recipes
+    assert main(["prepare", "--quiet", "--data.source", "table", "--data.path", str(tmp_path / "i.csv"),
+                 "--data.k_core", "1", "--out", str(tmp_path / "d")]) == 0
     capsys.readouterr()
     assert main(["inspect", "--data", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out

@@ -20,19 +20,21 @@ def verb(name: str, help: str, args: Callable[[argparse.ArgumentParser], None]):
     return deco
 
 
-def _add_config_args(p: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """One `--field-name` option per dataclass field (default None = keep the config's value)."""
+def _add_config_args(p: argparse.ArgumentParser, cls: type, section: str = "data") -> None:
+    """One option per dataclass field, spelt `--section.key` as every verb's recipe overrides are
+    (`--data.k_core 5`); the short `--k-core` form is kept as an alias (default None = keep the
+    config's value)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        flag = "--" + prefix + f.name.replace("_", "-")
+        flags = (f"--{section}.{f.name}", "--" + f.name.replace("_", "-"))
         tp = hints[f.name]
         choices = f.metadata.get("choices")
         helptext = f"{f.metadata.get('help', '')} (default: {f.default})" + (
             f"; one of {', '.join(choices)}" if choices else "")
         if tp is bool:
-            p.add_argument(flag, dest=f.name, action="store_const", const=True, default=None, help=helptext)
+            p.add_argument(*flags, dest=f.name, action="store_const", const=True, default=None, help=helptext)
         else:
-            p.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=helptext)
+            p.add_argument(*flags, dest=f.name, default=None, metavar=f.name.upper(), help=helptext)
 
 
 def _config_from_args(cls: type, ns: argparse.Namespace, base: dict | None, section: str):

@@ -305,8 +305,3 @@ class PreparedDataset:
     def title(self, item: int) -> str:
         t = self.items["title"].iat[item]
         return str(t) if not pd.isna(t) else str(self.items["raw_id"].iat[item])
-
-    def item_record(self, item: int) -> dict:
-        r = self.items.iloc[item].to_dict()
-        r["facts"] = self.facts[item]
-        return r
