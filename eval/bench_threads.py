@@ -32,7 +32,7 @@ def run_train(data: str, steps: int, env: dict, workdir: Path, label: str, extra
     out = workdir / label
     cmd = [str(ROOT / ".venv" / "bin" / "genrec"), "train", str(ROOT / "adapters" / "lora-smollm2.yaml"),
            "--data", data, "--out", str(out), "--train.steps", str(steps), "--train.eval_every", "0",
-           "--train.eval_users", "0", "--quiet", *extra]
+           "--train.eval_users", "10", "--quiet", *extra]
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
@@ -55,7 +55,7 @@ def main() -> None:
         comp = subprocess.Popen([sys.executable, "-c", COMPETITOR],
                                 env={**base, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
         try:
-            time.sleep(15)  # the load average must see the competitor
+            time.sleep(3)  # the competitor is running before the policy samples /proc/stat
             res["busy_torch_default_s_per_step"] = run_train(a.data, a.steps, old_way, tmp, "old",
                                                              ("--threads", str(cpus)))
             res["busy_policy_s_per_step"] = run_train(a.data, a.steps, base, tmp, "policy")

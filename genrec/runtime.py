@@ -5,7 +5,7 @@
 - `quiet_libraries()`: transformers' / huggingface_hub's bars (weight loading, shard writing, GGUF
   conversion) off; genrec's own bars stay.
 - `thread_policy(threads)`: how many torch threads a CPU-heavy verb uses. By default the CPUs not
-  already busy (from the load average), with OpenMP's passive wait policy so idle threads sleep
+  already busy (sampled from /proc/stat at start), with OpenMP's passive wait policy so idle threads sleep
   instead of spinning against another busy process; `--threads N` overrides.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 
@@ -71,14 +72,37 @@ def no_gguf_bar() -> Iterator[None]:
         gg.tqdm = old
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs from /proc/stat (Linux), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_cpus(interval: float = 0.5) -> float:
+    """How many CPUs other processes keep busy right now: /proc/stat sampled over `interval` seconds
+    (this process is idle meanwhile), else the 1-minute load average (which lags by a minute)."""
+    a = _cpu_times()
+    if a is not None:
+        time.sleep(interval)
+        b = _cpu_times()
+        if b is not None and b[1] > a[1]:
+            n = os.cpu_count() or 1
+            return n * (b[0] - a[0]) / (b[1] - a[1])
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return 0.0
+
+
 def free_cpus() -> int:
     """CPUs this process may use that another process is not already keeping busy (at least 1)."""
     n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(n, round(n - busy)))
+    return max(1, min(n, round(n - busy_cpus())))
 
 
 def thread_policy(threads: int | None = None) -> int:

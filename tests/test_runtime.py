@@ -39,10 +39,26 @@ def test_thread_policy(monkeypatch):
     old = torch.get_num_threads()
     try:
         assert runtime.thread_policy(1) == 1 and torch.get_num_threads() == 1
-        monkeypatch.setattr(runtime.os, "getloadavg", lambda: (50.0, 0, 0))  # a very busy machine
-        assert runtime.free_cpus() == 1 and runtime.thread_policy(None) == 1
-        monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0, 0))
         n = len(runtime.os.sched_getaffinity(0))
+        monkeypatch.setattr(runtime, "busy_cpus", lambda: 50.0)  # a very busy machine
+        assert runtime.free_cpus() == 1 and runtime.thread_policy(None) == 1
+        monkeypatch.setattr(runtime, "busy_cpus", lambda: 0.0)
         assert runtime.free_cpus() == n
+        monkeypatch.setattr(runtime, "busy_cpus", lambda: 0.9)  # one other busy process
+        assert runtime.free_cpus() == max(1, n - 1)
     finally:
         torch.set_num_threads(old)
+
+
+def test_busy_cpus_sees_a_spinning_process():
+    import subprocess
+    import sys
+    idle = runtime.busy_cpus(0.3)
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+        time.sleep(0.3)
+        busy = runtime.busy_cpus(0.5)
+    finally:
+        p.kill()
+    assert busy > 0.6 and busy >= idle - 0.5  # one spinning process is about one CPU
