@@ -368,8 +368,14 @@ def test_the_stock_openai_client_plain_streamed_and_with_a_key(engine):
     msgs = [{"role": "user", "content": f"what should user {u} watch next?"}]
     with LiveServer(create_app(engine, timeout_s=60)) as srv:
         client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="unused", max_retries=0)
-        r = client.chat.completions.create(model="genrec", messages=msgs)
+        served = [m.id for m in client.models.list()]
+        assert served == [f"genrec-{engine.rec.model.recipe.name}"]
+        r = client.chat.completions.create(model=served[0], messages=msgs)
         assert r.choices[0].message.role == "assistant" and "pick" in r.choices[0].message.content
+        assert r.model == served[0] and r.usage.completion_tokens > 0
+        assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="gpt-4o", messages=msgs)
         text = "".join(c.choices[0].delta.content or "" for c in
                        client.chat.completions.create(model="genrec", messages=msgs, stream=True))
         assert text == r.choices[0].message.content

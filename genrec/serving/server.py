@@ -147,21 +147,42 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
     async def ask(r: AskReq):
         return await answer(rec.query_ask(r.text, r.k, r.answer, r.max_new_tokens))
 
-    # ------------------------------------------------------------------ chat
+    # ------------------------------------------------------------------ chat (OpenAI-style)
+    # The served checkpoint is one model; "genrec" is accepted as its alias (the chat page sends it).
+    model_id = f"genrec-{rec.model.recipe.name}"
+    started = int(time.time())
+
+    def n_tokens(text: str) -> int:
+        return len(rec.model.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": model_id, "object": "model", "created": started,
+                                            "owned_by": "genrec"}]}
+
     @app.post("/v1/chat/completions")
     async def chat(r: ChatReq):
+        if r.model not in (None, "", model_id, "genrec"):
+            return JSONResponse({"error": {"message": f"The model '{r.model}' does not exist (this server serves "
+                                                      f"'{model_id}'; GET /v1/models)", "status": 404,
+                                           "type": "invalid_request_error", "param": "model",
+                                           "code": "model_not_found"}}, status_code=404)
+        # system/developer messages are not sent to the model: the rule router reads the user's turns
+        # (and earlier replies for context); a 135M backbone tuned on ID prompts follows no instructions
         messages = [{"role": m.role, "content": m.text()} for m in r.messages]
         if sum(len(m["content"]) for m in messages) > MAX_CONVERSATION_CHARS:
             return error(413, "conversation too long; start a new one")
         reply = await svc.chat_reply(messages, r.user)
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        model = r.model or f"genrec-{engine.name}"
+        model = model_id
+        prompt_t = sum(n_tokens(m["content"]) for m in messages if m["role"] in ("user", "assistant"))
+        usage = {"prompt_tokens": prompt_t, "completion_tokens": n_tokens(reply["content"])}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if not r.stream:
             return {"id": cid, "object": "chat.completion", "created": created, "model": model,
                     "choices": [{"index": 0, "finish_reason": "stop",
                                  "message": {"role": "assistant", "content": reply["content"]}}],
-                    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                    "genrec": reply["genrec"]}
+                    "usage": usage, "genrec": reply["genrec"]}
 
         async def events():
             def chunk(delta: dict, finish=None, extra=None):
@@ -174,7 +195,9 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
             for piece in pieces(reply["content"]):
                 yield chunk({"content": piece})
                 await asyncio.sleep(0.01)
-            yield chunk({}, "stop", reply["genrec"])
+            last = json.loads(chunk({}, "stop", reply["genrec"])[6:])
+            last["usage"] = usage  # as OpenAI's stream_options.include_usage puts it, on the last chunk
+            yield f"data: {json.dumps(last)}\n\n"
             yield "data: [DONE]\n\n"
         return StreamingResponse(events(), media_type="text/event-stream")
 
