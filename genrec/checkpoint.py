@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from genrec.data.dataset import PreparedDataset
+from genrec.files import genrec_output
 
 SUMMARY_FILE = "train_summary.json"  # <run>/train_summary.json, beside <run>/best and <run>/last
 
@@ -32,6 +33,24 @@ def read_config(path: str | Path) -> dict:
         return yaml.safe_load(f.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{f}: not readable YAML ({str(e).splitlines()[0]})") from None
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """A `genrec train --out` folder holding nothing but what training wrote (best/, last/, the summary)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    entries = list(path.iterdir())
+    return all(e.name == SUMMARY_FILE or (e.name in ("best", "last") and genrec_output(e) == "checkpoint")
+               for e in entries)
+
+
+def is_result_file(path: str | Path) -> bool:
+    """A JSON result `genrec evaluate --out` wrote."""
+    try:
+        return "families" in json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, TypeError):
+        return False
 
 
 def data_fingerprint(ds: PreparedDataset) -> str:

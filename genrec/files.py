@@ -101,6 +101,24 @@ def check_output_dir(out: str | Path, overwrite: bool = False, inputs: Iterable[
     return out
 
 
+def check_output_file(path: str | Path, ours) -> Path:
+    """An output file may replace only a file genrec wrote (`ours(path)` says so); checked before any
+    work, with one line naming the path. Its folder must be writable."""
+    path = Path(os.path.abspath(path))
+    if path.exists():
+        if path.is_dir():
+            raise OutputError(f"cannot write {path}: it is a directory")
+        if not ours(path):
+            raise OutputError(f"cannot write {path}: it exists and genrec did not write it; remove it yourself "
+                              "or choose another --out")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {path}: {parent} is not writable")
+    return path
+
+
 @contextlib.contextmanager
 def atomic_dir(out: str | Path, overwrite: bool = False, kind: str = "output") -> Iterator[Path]:
     """Yield a temporary directory that becomes `out` when the block succeeds (see check_output_dir).

@@ -14,8 +14,8 @@ import json
 import time
 from pathlib import Path
 
-from genrec.checkpoint import is_checkpoint
-from genrec.files import atomic_write_text
+from genrec.checkpoint import is_checkpoint, is_run_dir
+from genrec.files import OutputError, atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +62,8 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
         prepare_dataset(DataConfig(), data)
     ds = PreparedDataset.load(data)
     recipe = load_recipe(_recipe_path(), {"train.steps": steps})
+    if run_dir.exists() and not is_run_dir(run_dir):  # never delete what training did not write
+        raise OutputError(f"cannot use {run_dir}: it holds files genrec did not write; choose another --workdir")
     if retrain and run_dir.exists():
         shutil.rmtree(run_dir)
     if is_checkpoint(run_dir / "best"):

@@ -205,6 +205,8 @@ def extract_features(
     partial = out.with_name(out.name + ".partial")
     pfile = partial / "provenance.json"
     if partial.exists() and (not pfile.is_file() or json.loads(pfile.read_text()) != prov or overwrite):
+        if not all(f.name == "provenance.json" or f.name.startswith("chunk-") for f in partial.iterdir()):
+            raise VisionError(f"cannot use {partial}: it holds files genrec did not write; move them away")
         shutil.rmtree(partial)  # a different run's leftovers
     partial.mkdir(parents=True, exist_ok=True)
     pfile.write_text(json.dumps(prov))

@@ -114,3 +114,35 @@ def test_features_overwrite_replaces_only_a_feature_cache(tmp_path):
     with pytest.raises(VisionError, match="not a genrec feature cache"):
         extract_features([None, None], mine, pretrained="none", overwrite=True, progress=False)
     assert mine.read_text() == "user,item\n"
+
+
+def test_evaluate_out_replaces_only_a_result_file_and_says_so_before_any_work(tmp_path, capsys):
+    mine = tmp_path / "ratings.csv"
+    mine.write_text("user,item\n")
+    assert main(["evaluate", str(tmp_path / "no-such-checkpoint"), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"genrec evaluate: error: cannot write {mine}: it exists and genrec did not write it; remove " \
+                  "it yourself or choose another --out"
+    assert mine.read_text() == "user,item\n"
+    notes = tmp_path / "r.md"
+    notes.write_text("my notes")  # the .md beside a new result is someone's file: kept
+    assert main(["evaluate", str(tmp_path / "no-such-checkpoint"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "r.md: it exists and genrec did not write it" in capsys.readouterr().err
+
+
+def test_quickstart_and_training_folders_are_recognised_before_anything_is_deleted(tmp_path):
+    from genrec.checkpoint import is_run_dir
+    from genrec.files import check_output_file
+    run = tmp_path / "run"
+    for sub in ("best", "last"):
+        with atomic_dir(run / sub, kind="checkpoint") as tmp:
+            (tmp / "config.yaml").write_text("genrec_checkpoint: 2\n")
+    (run / "train_summary.json").write_text("{}")
+    assert is_run_dir(run)
+    (run / "thesis.tex").write_text("x")
+    assert not is_run_dir(run)
+    res = tmp_path / "res.json"
+    res.write_text(json.dumps({"families": {}}))
+    assert check_output_file(res, lambda p: "families" in json.loads(p.read_text())) == res
+    with pytest.raises(OutputError, match="is a directory"):
+        check_output_file(run, lambda p: True)

@@ -116,3 +116,12 @@ def test_headline_pairs_genrec_seeds_with_the_best_validated_baseline(world, mon
     assert s["converged"] is True
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
     assert "**ahead**" in md and md.count("\n| ") <= 9  # header + at most 8 rows
+
+
+def test_the_readme_shows_the_headline_tables_as_generated():
+    """README's results rows are the generated ones (eval/headline.py from the ledger), verbatim."""
+    readme = (ROOT / "README.md").read_text()
+    for ds in ("movielens-100k", "movielens-1m"):
+        md = (ROOT / "eval" / "results" / f"headline_{ds}.md").read_text()
+        rows = [line for line in md.splitlines() if line.startswith("| ")]
+        assert rows and all(row in readme for row in rows), ds

@@ -100,6 +100,12 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         raise ValueError(f"unknown family {bad[0]!r} (allowed: sequential, direct, explanation)")
     if ns.users is not None and ns.users < 1:
         raise ValueError("--users must be >= 1")
+    if ns.out:  # checked before the evaluation: replace only genrec's own result (and its table)
+        from genrec.checkpoint import is_result_file
+        from genrec.files import check_output_file
+        ours = is_result_file(ns.out)
+        check_output_file(ns.out, is_result_file)
+        check_output_file(Path(ns.out).with_suffix(".md"), lambda p: ours)
     model, ds, feats = load_checkpoint(ck, ns.data, ns.device)
     t0 = time.perf_counter()
     res = evaluate(model, ds, feats, ns.split, ns.users, fams, ns.templates,
