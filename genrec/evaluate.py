@@ -15,6 +15,8 @@ and unseen templates are averaged separately.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 from genrec.runtime import bar as tqdm
@@ -105,8 +107,19 @@ def eval_explanation(model: GenRecModel, ds: PreparedDataset, collator: Collator
         chunk = exs[s:s + batch_size]
         hyps += generate_text(model, collator.prompts(chunk), max_new_tokens)
         refs += [e.target for e in chunk]
-    return {"bleu4": bleu4(hyps, refs), **rouge(hyps, refs), "users": len(hyps),
+    return {"bleu4": bleu4(hyps, refs), **rouge(hyps, refs), **_claims(ds, exs, hyps), "users": len(hyps),
             "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None}
+
+
+def _claims(ds: PreparedDataset, exs, texts: list[str]) -> dict:
+    """faithful / personal (genrec.claims) of explanations of each example's item, where the dataset has
+    knowledge-graph facts to judge them by (MovieLens-100K); {} elsewhere."""
+    if not any(f for f in ds.facts):
+        return {}
+    from genrec.claims import score
+    items = [int(ds.sequence(e.user)[e.position]) for e in exs]
+    hists = [[int(h) for h in ds.sequence(e.user)[:e.position]] for e in exs]
+    return score(ds, items, hists, texts)
 
 
 def template_explanations(ds: PreparedDataset, users: list[int], split: str = "test") -> dict:
@@ -114,7 +127,7 @@ def template_explanations(ds: PreparedDataset, users: list[int], split: str = "t
     its knowledge-graph facts; no link to the user's history) scored against the references, so a
     reader sees what BLEU/ROUGE reward on metadata-built references. Reviews (Amazon) are not
     templated: there the row scores the reference-free sentence the same way."""
-    hyps, refs = [], []
+    hyps, refs, exs = [], [], []
     for u in users:
         item = ds.target(u, split)
         if item is None:
@@ -122,7 +135,9 @@ def template_explanations(ds: PreparedDataset, users: list[int], split: str = "t
         pos = len(ds.sequence(u)) - (1 if split == "test" else 2)
         hyps.append(metadata_explanation(ds, item, [])[0])
         refs.append(explanation_for(ds, u, pos)[0])
-    return {"seen": None, "bleu4": bleu4(hyps, refs), **rouge(hyps, refs), "users": len(hyps),
+        exs.append(SimpleNamespace(user=u, position=pos))
+    return {"seen": None, "bleu4": bleu4(hyps, refs), **rouge(hyps, refs), **_claims(ds, exs, hyps),
+            "users": len(hyps),
             "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None}
 
 

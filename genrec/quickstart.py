@@ -141,5 +141,7 @@ def comparison_table(results: dict) -> str:
         if not tid.startswith("mean_"):
             kind = {True: "seen", False: "unseen", None: "the item's metadata sentence, no model"}[r["seen"]]
             lines.append(f"\nexplanation {tid} ({kind}, {r['users']} users): "
-                         f"BLEU-4 {r['bleu4']:.2f}, ROUGE-1 {r['rouge1']:.2f}, ROUGE-L {r['rougeL']:.2f}")
+                         f"BLEU-4 {r['bleu4']:.2f}, ROUGE-1 {r['rouge1']:.2f}, ROUGE-L {r['rougeL']:.2f}"
+                         + (f"; faithful {r['faithful']:.2f}, personal {r['personal']:.2f} (of "
+                            f"{r['users_with_link']} users with a true link)" if "faithful" in r else ""))
     return "\n".join(lines)

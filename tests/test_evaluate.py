@@ -72,3 +72,10 @@ def test_template_no_model_row_is_the_items_own_metadata_sentence(tmp_path):
     assert res["sample"]["prediction"] == metadata_explanation(ds, u0, [])[0]
     # with no reviews and no knowledge-graph links, the references are those very sentences
     assert res["bleu4"] == pytest.approx(100.0) and res["rougeL"] == pytest.approx(100.0)
+
+
+def test_explanations_are_scored_by_what_they_claim_on_movielens(ml100k):
+    from genrec.evaluate import template_explanations
+    res = template_explanations(ml100k, list(range(60)))
+    # the item's own metadata sentence is true, and says nothing about the user's history
+    assert res["faithful"] == 1.0 and res["personal"] == 0.0 and res["users_with_link"] > 0

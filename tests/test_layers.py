@@ -10,7 +10,7 @@ LAYER = {
     "config": 0,
     "metrics": 1, "prompts": 1, "files": 1, "runtime": 1,
     "data": 2,
-    "vision": 3, "checkpoint": 3, "baselines": 3,
+    "vision": 3, "checkpoint": 3, "baselines": 3, "claims": 3,
     "modeling": 4,
     "batches": 5, "decoding": 5,
     "evaluate": 6, "recommender": 6,

