@@ -31,7 +31,7 @@ FAMILIES = ("sequential", "direct", "explanation")
 ANSWERS = ("item", "yes_no", "text")
 IMAGE_TOKEN = "<img>"
 # slots holding text; slots holding item indices; slots that also place images
-TEXT_SLOTS = {"user", "title", "feature", "rating", "answer", "explanation", "category", "year", "n"}
+TEXT_SLOTS = {"user", "title", "feature", "rating", "answer", "explanation", "category", "year", "n", "facts"}
 ITEM_SLOTS = {"item", "history", "candidates"}
 IMAGE_SLOTS = {"item_image": "item", "history_images": "history", "candidates_images": "candidates"}
 SLOTS = TEXT_SLOTS | ITEM_SLOTS | set(IMAGE_SLOTS)

@@ -23,6 +23,7 @@ import torch
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
+from genrec.data.examples import grounding
 from genrec.decoding import NO_REPEAT_NGRAM, build_trie, generate_text, score_candidates, topk_items
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
@@ -139,6 +140,8 @@ class Recommender:
                   "candidates": candidates or [], "title": self.ds.title(item if item is not None else hist[-1]),
                   "n": len(candidates or []), "answer": "yes", "explanation": "", "feature": "it", "rating": "5",
                   "category": "", "year": ""}
+        if "facts" in template.slots:  # the same grounding as training and evaluation
+            values["facts"] = grounding(self.ds, values["item"], history)
         ex = make_example(self.ds, self.model, template, user, "test", np.random.default_rng(0),
                           self.max_history, None, self.images, values=values)
         return ex, self.collator.prompts([ex])

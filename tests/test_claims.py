@@ -73,3 +73,42 @@ def test_score_on_the_references_themselves(ml100k):
     assert s["faithful"] == 1.0 and s["personal"] == 1.0 and s["users_with_link"] > 20
     no_link = score(ds, items, hists, [metadata_explanation(ds, i, [])[0] for i in items])
     assert no_link["faithful"] == 1.0 and no_link["personal"] == 0.0  # true, but says nothing personal
+
+
+def test_the_grounding_carries_every_fact_the_reference_states(ml100k):
+    """Grounded prompts: whatever the target sentence says (links, sequels, awards) is in {facts}."""
+    from genrec.data.examples import grounding, metadata_explanation
+    ds = ml100k
+    c = Checker(ds)
+    seen_link = 0
+    for u in range(150):
+        seq = ds.sequence(u)
+        item, hist = int(seq[-1]), seq[:-1]
+        ref = metadata_explanation(ds, item, hist)[0]
+        facts = grounding(ds, item, hist)
+        assert facts.startswith(ds.title(item))
+        for _phrase, title in c._links(c_rest(ref)):
+            assert f"{_phrase} {title}" in facts, (ref, facts)
+            seen_link += 1
+        f = ds.facts[item] or {}
+        if f.get("awards_won"):
+            assert f"won {f['awards_won']} award" in facts
+    assert seen_link > 30
+
+
+def c_rest(sentence: str) -> str:
+    from genrec.claims import _HEAD
+    m = _HEAD.match(sentence)
+    return m["rest"] if m else ""
+
+
+def test_prompts_are_grounded_in_training_evaluation_and_the_api(ml100k):
+    import numpy as np
+
+    from genrec.data.examples import example_values, grounding
+    from genrec.prompts import load_templates
+    t = next(t for t in load_templates()["explanation"] if t.id == "exp-1")
+    assert "facts" in t.slots
+    v = example_values(ml100k, t, 3, "test", np.random.default_rng(0))
+    seq = ml100k.sequence(3)
+    assert v["facts"] == grounding(ml100k, int(seq[-1]), seq[:-1])

@@ -73,6 +73,49 @@ def metadata_explanation(ds: PreparedDataset, item: int, history: np.ndarray | l
     return text + ".", feature
 
 
+LINK_ORDER = (("sequel", "the prequel to"), ("prequel", "the sequel to"), ("directed_by", "from the director of"),
+              ("written_by", "written by the writer of"), ("actor", "sharing cast with"))  # most specific first
+
+
+def grounding(ds: PreparedDataset, item: int, history: np.ndarray | list[int], max_links: int = 3) -> str:
+    """The facts an explanation of `item` for this history may use, as the prompt's {facts} slot: the
+    item's title, year, genres and awards, then the true links between it and films in the history
+    (a sequel or prequel, the same director, writer or cast), most specific first, most recent film
+    first. Without knowledge-graph facts (Amazon): title and categories only."""
+    rec = ds.items.iloc[item]
+    year = "" if pd.isna(rec["year"]) else f" ({int(rec['year'])})"
+    genres = [g for g in str(rec["category"] or "").split("|") if g and g != "unknown"]
+    out = [f"{ds.title(item)}{year}" + (f"; genres: {', '.join(g.lower() for g in genres)}" if genres else "")]
+    mine = ds.facts[item] or {}
+    if mine.get("awards_won"):
+        out.append(f"won {mine['awards_won']} award{'s' if mine['awards_won'] > 1 else ''}")
+    elif mine.get("award_nominations"):
+        n = mine["award_nominations"]
+        out.append(f"nominated for {n} award{'s' if n > 1 else ''}")
+    for key, phrase in (("prequel", "the sequel to"), ("sequel", "the prequel to")):  # any catalogue film
+        j = next((ds.item_by_raw[str(r)] for r in mine.get(key, []) if str(r) in ds.item_by_raw), None)
+        if j is not None:
+            out.append(f"{phrase} {ds.title(j)}")
+    links = []
+    if mine:
+        hist = [int(h) for h in history][::-1]  # most recent first
+        raw = ds.item_raw_ids
+        for key, phrase in LINK_ORDER:
+            for h in hist:
+                theirs = ds.facts[h] or {}
+                if h == item or not theirs:
+                    continue
+                if key in ("sequel", "prequel"):
+                    hit = raw[h] in map(str, mine.get(key, []))
+                else:
+                    hit = bool(set(mine.get(key, [])) & set(theirs.get(key, [])))
+                if hit and len(links) < max_links:
+                    links.append(f"{phrase} {ds.title(h)}")
+    if links:
+        out.append("links to the user's films: " + "; ".join(links))
+    return ". ".join(out)
+
+
 def explanation_for(ds: PreparedDataset, user: int, position: int) -> tuple[str, str, float]:
     """(explanation, feature, rating) for the user's interaction at `position`."""
     b = ds._bounds
@@ -160,4 +203,6 @@ def example_values(
     if template.answer == "text" or {"feature", "rating", "explanation"} & template.slots:
         text, feature, rating = explanation_for(ds, user, pos)
         v["explanation"], v["feature"], v["rating"] = text, feature or "it", f"{rating:g}"
+    if "facts" in template.slots:
+        v["facts"] = grounding(ds, item, seq[:pos])
     return v
