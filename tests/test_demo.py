@@ -59,6 +59,20 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     reply4 = send(driver, "pick the best of Heat, Casino and Fargo for me")
     titles = [e.text for e in reply4.find_elements(By.CSS_SELECTOR, ".item b")]
     assert sorted(titles) == ["Casino", "Fargo", "Heat"] and "the best of these is" in reply4.text
+    # the conversation scrolls inside its pane: after ten turns the input box is still in view, the
+    # document is no taller than the window, and the user picker has not scrolled away
+    for j in range(6):
+        send(driver, "more" if j % 2 else "What should I watch next? top 5")
+    box = driver.find_element(By.ID, "text").rect
+    view_h = driver.execute_script("return window.innerHeight")
+    assert box["y"] + box["height"] <= view_h
+    assert driver.execute_script("return document.documentElement.scrollHeight") <= view_h + 1
+    assert driver.find_element(By.ID, "user").rect["y"] >= 0
+    assert "History of user" in driver.find_element(By.ID, "histhead").text
+    score = driver.find_element(By.CSS_SELECTOR, ".item .score")
+    assert score.text.startswith("#1") and "log-probability" in score.get_attribute("title")
+    logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not logs, logs  # no 404s (favicon included) or script errors
     driver.save_screenshot(str(tmp_path / "chat.png"))
     assert (tmp_path / "chat.png").stat().st_size > 10_000
 
