@@ -58,6 +58,7 @@ def chromium(width: int = 1280, height: int = 860):
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               f"--window-size={width},{height}"):
         opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for driver.get_log("browser")
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=opts)
 
 
