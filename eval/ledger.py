@@ -9,7 +9,8 @@ Result files are read from `eval/runs/` (single runs) and `eval/results/` (what 
 - `config`: the recipe file and its overrides, as the training command gave them;
 - `selected_by`: `valid` when the run was pre-registered in `eval/plan.yaml` (or is a baseline
   early-stopped on validation), `test` for configurations chosen while test numbers were visible
-  (every genrec run before the plan), `none` for fixed configurations with no choice made;
+  (every genrec run before the plan), `none` for fixed configurations with no choice made (most
+  popular, the fixed-epoch RecBole runs, the quickstart's default recipe);
 - `ties`: `pessimistic` (the target ranks below every item with an equal score) or `first`
   (older files: ties went to the target when it came first);
 - `converged`: baselines only: `true` when early stopping on validation ended the training.
@@ -128,6 +129,8 @@ def build(plan: dict) -> list[dict]:
                                                    "train_seconds": res["train"]["seconds"]}}
                 new = genrec_rows(q, rel, plan)
                 new[0]["config"] += " (" + res["note"].split(":")[0] + ")" if res.get("note") else ""
+                if not res.get("note"):  # the default recipe as the quickstart runs it: no choice was made
+                    new[0]["selected_by"] = "none"
             elif res.get("kind") == "baseline" or "popularity" in res:
                 new = baseline_rows(res, rel)
             else:  # benchmark tables (speed, memory), the headline itself: not evaluations of a run
