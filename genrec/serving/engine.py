@@ -259,8 +259,9 @@ class VLLMEngine(Engine):
 
     def _read(self, q: Query, out):
         o = out.outputs[0]
-        if q.output == "text":
-            return o.text.strip()
+        if q.output == "text":  # the same detokenizer as the transformers engine (vLLM's incremental one
+            # holds back a trailing partial UTF-8 character, so the two texts could differ at the end)
+            return self.rec.model.tokenizer.decode(list(o.token_ids), skip_special_tokens=True).strip()
         lp = o.logprobs[0]  # {token: Logprob}
         ranked = sorted(((t - self.off, v.logprob) for t, v in lp.items() if self.off <= t < self.off + self.n_items),
                         key=lambda x: -x[1])
