@@ -146,3 +146,13 @@ def test_quickstart_and_training_folders_are_recognised_before_anything_is_delet
     assert check_output_file(res, lambda p: "families" in json.loads(p.read_text())) == res
     with pytest.raises(OutputError, match="is a directory"):
         check_output_file(run, lambda p: True)
+
+
+def test_train_and_features_outputs_are_checked_before_any_work(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["train", "adapters/tiny.yaml", "--data", str(tmp_path / "nodata"), "--out", str(tmp_path / "afile")]) == 2
+    assert "cannot write output directory" in capsys.readouterr().err
+    assert main(["train", "adapters/tiny.yaml", "--data", str(tmp_path / "nodata"),
+                 "--out", str(tmp_path / "afile" / "run")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "x"

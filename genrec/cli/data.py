@@ -95,6 +95,8 @@ def cmd_features(ns: argparse.Namespace) -> int:
         raise ValueError("--batch-size must be >= 1")
     paths = [p if isinstance(p, str) and p else None for p in ds.items["image"]]
     out = Path(ns.out) if ns.out else default_path(data, ns.clip_model, ns.clip_pretrained)
+    from genrec.files import check_output_file
+    check_output_file(out, lambda p: True)  # a path genrec can write (whether it may replace it: extract_features)
     t0 = time.perf_counter()
     feats, rep = extract_features(paths, out, ns.clip_model, ns.clip_pretrained, ns.device, ns.batch_size,
                                   overwrite=ns.overwrite, progress=not ns.quiet)

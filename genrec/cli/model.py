@@ -44,6 +44,11 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     thread_policy(ns.threads)
     recipe = _load_recipe(ns)
+    out = Path(ns.out)
+    if out.exists() and not out.is_dir():  # checked before any work: a run folder is written at step 100
+        raise ValueError(f"cannot write output directory {out}: a file of that name exists")
+    from genrec.files import check_output_file
+    check_output_file(out / "train_summary.json", lambda p: True)  # its parent must be writable
     import shlex
     s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet,
               command=shlex.join(["genrec", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None)
