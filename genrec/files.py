@@ -69,6 +69,15 @@ def genrec_output(path: Path) -> str | None:
     return None
 
 
+def _need_writable_parent(path: Path, where: str) -> None:
+    """The nearest existing ancestor of `path` must be a writable folder (what creating it needs)."""
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{where}: {parent} is not writable")
+
+
 def check_output_dir(out: str | Path, overwrite: bool = False, inputs: Iterable[str | Path] = ()) -> Path:
     """Everything about an output directory, checked before any work: the absolute path it will be.
 
@@ -93,11 +102,7 @@ def check_output_dir(out: str | Path, overwrite: bool = False, inputs: Iterable[
             others = sorted(p.name for p in out.iterdir())[:3]
             raise OutputError(f"{where}: --overwrite replaces only a previous genrec output, and it holds other "
                               f"files ({', '.join(others) or 'none'}); remove it yourself or choose another --out")
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{where}: {parent} is not writable")
+    _need_writable_parent(out, where)
     return out
 
 
@@ -111,11 +116,7 @@ def check_output_file(path: str | Path, ours) -> Path:
         if not ours(path):
             raise OutputError(f"cannot write {path}: it exists and genrec did not write it; remove it yourself "
                               "or choose another --out")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {path}: {parent} is not writable")
+    _need_writable_parent(path, f"cannot write {path}")
     return path
 
 
