@@ -28,7 +28,7 @@ LINKS = {"from the director of": "directed_by", "written by the writer of": "wri
 _HEAD = re.compile(r"^\s*(?P<title>.+?)\s*(?:\((?P<year>\d{4})\))?\s+is an?\s+(?P<kinds>.+?)\s+film(?=[,.\s]|$)"
                    r"(?P<rest>.*)$", re.S)
 _PHRASE = re.compile(r"\b(" + "|".join(LINKS) + r")\s+")
-_BOUNDARY = re.compile(r",\s|\s+and\s+|\.\s*$|$")
+_BOUNDARY = re.compile(r",\s|\s+and\s+|\.\s*$|\.\s+(?=[A-Z0-9])|$")  # a clause or a sentence ends
 _AWARD = re.compile(r"\b(winner of|nominated for)\s+(\d+)\s+awards?\b")
 
 

@@ -29,6 +29,7 @@ from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
 from genrec.prompts import Template, load_templates
 
+ANONYMOUS = "new"  # the user name in prompts for a caller who is not a dataset user
 ITEM_WORDS = ("recommend", "next", "which", "suggest", "what should", "pick", "choose", "watch", "buy")
 
 
@@ -133,18 +134,30 @@ class Recommender:
     def _template(self, family: str, answer: str) -> Template:
         return next(t for t in self.templates[family] if t.seen and t.answer == answer)
 
-    def _prompt(self, template: Template, user: int, history: list[int], item: int | None = None,
+    def _prompt(self, template: Template, user: int | None, history: list[int], item: int | None = None,
                 candidates: list[int] | None = None):
+        """The prompt for a dataset user, or (user None) for a caller known only by the history given:
+        they are written as user_new, a name no dataset user has."""
         hist = history[-self.max_history:]
-        values = {"user": self.ds.user_ids[user], "history": hist, "item": item if item is not None else hist[-1],
+        values = {"user": self.ds.user_ids[user] if user is not None else ANONYMOUS, "history": hist,
+                  "item": item if item is not None else hist[-1],
                   "candidates": candidates or [], "title": self.ds.title(item if item is not None else hist[-1]),
                   "n": len(candidates or []), "answer": "yes", "explanation": "", "feature": "it", "rating": "5",
                   "category": "", "year": ""}
         if "facts" in template.slots:  # the same grounding as training and evaluation
             values["facts"] = grounding(self.ds, values["item"], history)
-        ex = make_example(self.ds, self.model, template, user, "test", np.random.default_rng(0),
-                          self.max_history, None, self.images, values=values)
+        ex = make_example(self.ds, self.model, template, -1 if user is None else user, "test",
+                          np.random.default_rng(0), self.max_history, None, self.images, values=values)
         return ex, self.collator.prompts([ex])
+
+    def _who(self, user: str | int | None, history: list[str] | None) -> tuple[int | None, list[int]]:
+        """(user index or None, the history to use): the given history (item IDs) replaces the user's
+        own; with no user, a history is required."""
+        if user is None and history is None:
+            raise RecommenderError("name a user or give a history (item IDs the person liked)")
+        u = None if user is None else self.user_index(user)
+        hist = [self.item_index(i) for i in history] if history is not None else self.history(user)
+        return u, hist
 
     def _check_k(self, k: int) -> None:
         if not isinstance(k, int) or k < 1:
@@ -156,11 +169,10 @@ class Recommender:
     # Every task is split in two: a validated `Query` (names resolved, prompt rendered and
     # tokenised) and its execution. The transformers path below and the serving engines run
     # the very same queries, so every engine answers with the same semantics.
-    def query_recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
+    def query_recommend(self, user: str | int | None, k: int = 10, exclude_history: bool = True,
                         history: list[str] | None = None) -> Query:
         self._check_k(k)
-        u = self.user_index(user)
-        hist = [self.item_index(i) for i in history] if history is not None else self.history(user)
+        u, hist = self._who(user, history)
         if not hist:
             raise RecommenderError(f"user {user!r} has an empty history: give at least one item")
         if exclude_history and k > self.ds.n_items - len(set(hist)):
@@ -169,19 +181,22 @@ class Recommender:
         _, batch = self._prompt(self._template("sequential", "item"), u, hist)
         return Query("sequential", "items", batch, k=k, exclude=tuple(sorted(set(hist))) if exclude_history else ())
 
-    def query_choose(self, user: str | int, candidates: list[str]) -> Query:
+    def query_choose(self, user: str | int | None, candidates: list[str], history: list[str] | None = None) -> Query:
         if not candidates:
             raise RecommenderError("choose() needs at least one candidate item")
-        u = self.user_index(user)
+        u, hist = self._who(user, history)
         cands = [self.item_index(c) for c in candidates]
         if len(set(cands)) != len(cands):
             raise RecommenderError("choose() candidates must be distinct items")
-        _, batch = self._prompt(self._template("direct", "item"), u, self.history(user), candidates=cands)
+        if not hist:
+            raise RecommenderError("choose() needs a history: name a user or give at least one item")
+        _, batch = self._prompt(self._template("direct", "item"), u, hist, candidates=cands)
         return Query("direct", "candidates", batch, candidates=tuple(cands))
 
-    def query_explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> Query:
-        u, i = self.user_index(user), self.item_index(item)
-        hist = self.history(user)
+    def query_explain(self, user: str | int | None, item: str | int, max_new_tokens: int = 40,
+                      history: list[str] | None = None) -> Query:
+        u, hist = self._who(user, history)
+        i = self.item_index(item)
         _, batch = self._prompt(self._template("explanation", "text"), u, hist or [i], item=i)
         return Query("explanation", "text", batch, max_new_tokens=max_new_tokens)
 
@@ -227,19 +242,21 @@ class Recommender:
         return {"answer": "item", "items": items} if q.ask else items
 
     # ---------------------------------------------------------------- tasks
-    def recommend(self, user: str | int, k: int = 10, exclude_history: bool = True,
+    def recommend(self, user: str | int | None, k: int = 10, exclude_history: bool = True,
                   history: list[str] | None = None) -> list[dict]:
-        """Top-k next items for a user (from their history, or the `history` given)."""
+        """Top-k next items for a user (from their history, or the `history` given; user None: a
+        person known only by that history)."""
         q = self.query_recommend(user, k, exclude_history, history)
         return self.answer(q, self.run(q))
 
-    def choose(self, user: str | int, candidates: list[str]) -> list[dict]:
+    def choose(self, user: str | int | None, candidates: list[str], history: list[str] | None = None) -> list[dict]:
         """Rank the given candidate items for a user (exact log-likelihood scores), best first."""
-        q = self.query_choose(user, candidates)
+        q = self.query_choose(user, candidates, history)
         return self.answer(q, self.run(q))
 
-    def explain(self, user: str | int, item: str | int, max_new_tokens: int = 40) -> str:
-        q = self.query_explain(user, item, max_new_tokens)
+    def explain(self, user: str | int | None, item: str | int, max_new_tokens: int = 40,
+                history: list[str] | None = None) -> str:
+        q = self.query_explain(user, item, max_new_tokens, history)
         return self.answer(q, self.run(q))
 
     def _encode_items(self, text: str) -> str:

@@ -61,8 +61,21 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     assert sorted(titles) == ["Casino", "Fargo", "Heat"] and "the best of these is" in reply4.text
     # the conversation scrolls inside its pane: after ten turns the input box is still in view, the
     # document is no taller than the window, and the user picker has not scrolled away
-    for j in range(6):
-        send(driver, "more" if j % 2 else "What should I watch next? top 5")
+    # a mentioned title changes the picks and joins the history column; a disliked genre disappears
+    ts = next(i for i in range(ds.n_items) if ds.title(i) == "Toy Story")
+    assert ts not in set(ds.sequence(7))
+    before = send(driver, "What should I watch next? top 5")
+    after = send(driver, "I loved Toy Story, what next? top 5")
+    picks = [e.get_attribute("data-item") for e in after.find_elements(By.CSS_SELECTOR, ".item")]
+    assert picks != [e.get_attribute("data-item") for e in before.find_elements(By.CSS_SELECTOR, ".item")]
+    assert ds.item_raw_ids[ts] not in picks
+    wait_for(lambda: "you mentioned" in driver.find_element(By.ID, "history").text)
+    assert "+ 1 you mentioned" in driver.find_element(By.ID, "histhead").text
+    cats = ds.items["category"]
+    for text in ("No comedies, please", "more", "more", "something older?"):
+        r = send(driver, text)
+        shown_now = [e.get_attribute("data-item") for e in r.find_elements(By.CSS_SELECTOR, ".item")]
+        assert shown_now and not any("Comedy" in cats.iat[ds.item_by_raw[i]] for i in shown_now), text
     box = driver.find_element(By.ID, "text").rect
     view_h = driver.execute_script("return window.innerHeight")
     assert box["y"] + box["height"] <= view_h
@@ -75,6 +88,24 @@ def test_chat_in_the_browser(site, driver, tmp_path):
     assert not logs, logs  # no 404s (favicon included) or script errors
     driver.save_screenshot(str(tmp_path / "chat.png"))
     assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+
+def test_an_anonymous_conversation(site, driver):
+    from selenium.webdriver.common.by import By
+
+    from tests.browser import send, wait_for
+    live, ds = site
+    driver.get(f"{live.url}/?user=")
+    wait_for(lambda: "Your picks so far" in driver.find_element(By.ID, "histhead").text)
+    first = send(driver, "what should I watch next?")
+    assert "most popular" in first.text and first.find_elements(By.CSS_SELECTOR, ".item")
+    reply = send(driver, "something like Toy Story, no horror")
+    picks = [e.get_attribute("data-item") for e in reply.find_elements(By.CSS_SELECTOR, ".item")]
+    assert picks and not any("Horror" in ds.items["category"].iat[ds.item_by_raw[i]] for i in picks)
+    wait_for(lambda: "Toy Story" in driver.find_element(By.ID, "history").text)
+    assert driver.find_element(By.ID, "user").get_attribute("value") == ""
+    logs = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    assert not logs, logs
 
 
 def test_backend_down_is_a_friendly_message(site, driver):

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from genrec.recommender import Query, RecommenderError
 from genrec.serving.chat import Router
 from genrec.serving.engine import Engine
+from genrec.serving.reply import Replier
 
 log = logging.getLogger("genrec.serve")
 
@@ -78,6 +79,7 @@ class Service:
     def __init__(self, engine: Engine, timeout_s: float = 60.0, max_batch: int = 32):
         self.engine, self.rec, self.timeout_s = engine, engine.rec, timeout_s
         self.router = Router(self.rec.ds)
+        self.replier = Replier(self)
         self.batcher = Batcher(engine, max_batch)
 
     async def raw(self, q: Query):
@@ -95,57 +97,16 @@ class Service:
     async def answer(self, q: Query):
         return self.rec.answer(q, await self.raw(q))
 
-
     async def chat_reply(self, messages: list[dict], user_hint: str | None) -> dict:
         """{"content": text, "genrec": {...}} for the latest user message."""
-        intent = self.router.route(messages, user_hint)
-        meta = {"task": intent.kind, "user": intent.user, "items": []}
-        if intent.kind == "say":
-            return {"content": intent.text, "genrec": meta}
+        intent, meta = self.replier.start(messages, user_hint)
         try:
-            if intent.kind == "sequential":
-                hist = self.rec.history(intent.user)
-                pool = self.router.pool_size(intent, self.rec.ds.n_items - len(set(hist)))
-                picked = self.router.refine(intent, await self.raw(self.rec.query_recommend(intent.user, pool)), hist)
-                if not picked:
-                    return {"content": "I found nothing that fits that among this user's top candidates. "
-                                       "Try asking without the filter.", "genrec": meta}
-                meta["items"] = [self.rec.item_info(i, s) for i, s in picked]
-                what = (" older" if intent.era == "older" else " newer" if intent.era == "newer" else "") + \
-                       (f" {intent.genre}" if intent.genre else "")
-                head = f"Here {'is' if len(picked) == 1 else 'are'} {len(picked)}{what} pick" \
-                       f"{'' if len(picked) == 1 else 's'} for user {intent.user}:"
-                return {"content": head + "\n" + lines(meta["items"]), "genrec": meta}
-            if intent.kind == "direct":
-                res = await self.answer(self.rec.query_choose(intent.user, [self.rec.ds.item_raw_ids[i] for i in intent.items]))
-                meta["items"] = res
-                best = res[0]
-                return {"content": f"For user {intent.user} the best of these is {best['title']} "
-                                   f"[item {best['id']}]. Full ranking:\n" + lines(res), "genrec": meta}
-            if intent.kind == "explanation":
-                iid = self.rec.ds.item_raw_ids[intent.items[0]]
-                reason = await self.answer(self.rec.query_explain(intent.user, iid)) or "(the model gave no reason)"
-                meta["items"] = [self.rec.item_info(intent.items[0])]
-                return {"content": f"Why user {intent.user} may like {self.rec.ds.title(intent.items[0])} "
-                                   f"[item {iid}]: {reason}", "genrec": meta}
-            text = intent.text if intent.user is None or intent.user in intent.text else \
-                f"user_{intent.user}: {intent.text}"
-            res = await self.answer(self.rec.query_ask(text, 5, "text"))
-            return {"content": res["text"] or "I have no answer to that; try asking for a recommendation.",
-                    "genrec": meta}
+            content = await self.replier.run(intent, meta)
         except RecommenderError as e:
-            return {"content": f"Sorry: {e}", "genrec": meta}
+            content = f"Sorry: {e}"
         except APIError as e:
-            return {"content": f"Sorry: {e.message}", "genrec": meta}
-
-
-def lines(items: list[dict]) -> str:
-    out = []
-    for n, x in enumerate(items, 1):
-        year = f" ({x['year']})" if "year" in x and f"({x['year']})" not in x["title"] else ""
-        score = f" — score {x['score']:.3f}" if "score" in x else ""
-        out.append(f"{n}. {x['title']}{year} [item {x['id']}]{score}")
-    return "\n".join(out)
+            content = f"Sorry: {e.message}"
+        return {"content": content, "genrec": meta}
 
 
 def pieces(text: str, size: int = 3) -> list[str]:

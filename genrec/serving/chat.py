@@ -1,4 +1,4 @@
-"""Plain language -> a task family, by rules; titles -> item IDs, by fuzzy matching.
+"""Plain language -> a task family and its constraints, by rules (titles and taste: `taste`).
 
 Why rules and not the model: the routing has to be right every time and explainable
 ("which of Heat, Casino and Fargo" must become a direct-task query over exactly those
@@ -6,126 +6,70 @@ three items), it costs nothing on a CPU, and a 135M backbone tuned on ID prompts
 a reliable intent classifier. The model does the recommending; the rules only decide
 which of its tasks to call and with what.
 
-    sequential   "what should I watch next?", "recommend 3 movies", "something older?"
+    sequential   "what should I watch next?", "recommend 3", "I loved Heat, what next?",
+                 "something like Toy Story", "any comedies?", "something older?", "more", "not horror"
     direct       "pick the best of Heat, Casino and Fargo for me", "which: 50 or 181?"
     explanation  "why would user 42 like Toy Story?", "why that one?"
+    why_not      "why not Heat?", "why didn't you recommend Casino?"
     free answer  anything else goes to `ask` as free text
 
-Context across turns comes from the conversation itself (OpenAI-style messages): the
-user named earlier (or the request's `user` field) and the items shown in earlier
-replies, which are written as "[item ID]" so a follow-up ("something older?", "why
-the first one?", "more") can use them.
+Context across turns comes from the conversation itself (OpenAI-style messages): the user
+named earlier (or the request's `user` field); the titles the person said they liked (added
+to a known user's history; for an anonymous caller, the whole history) or disliked (never
+shown), and genres ruled out; and the items shown in earlier replies, written as
+"[item ID]" so a follow-up ("something older?", "why the first one?", "more") can use them.
 """
 from __future__ import annotations
 
-import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from genrec.data.dataset import PreparedDataset
+from genrec.serving.taste import Genres, Said, TitleIndex, count, normalise, read_taste, split_titles, years
+
+__all__ = ["Intent", "Router", "TitleIndex", "normalise"]
 
 MAX_MESSAGE_CHARS = 2000
 SHOWN = re.compile(r"\[item ([^\]\s]+)\]")
-USER = re.compile(r"\buser[\s_#:-]*([A-Za-z0-9][\w.-]*)", re.I)
+USER = re.compile(r"\b(?:for\s+)?user(?:[\s_#:-]+|(?=\d))([A-Za-z0-9][\w.-]*)", re.I)
+WHY_NOT = re.compile(r"\bwhy\s+(?:not|no|didn'?t you|did you not|wasn'?t|isn'?t|haven'?t you|is there no)\b", re.I)
 WHY = re.compile(r"\b(why|explain|reason)\b", re.I)
 PICK = re.compile(r"\b(pick|choose|which|between|best of|rank|prefer)\b", re.I)
 RECOMMEND = re.compile(r"\b(recommend\w*|suggest\w*|next|what should|watch|see|something|anything|more|another|"
-                       r"else|older|newer|recent|classic|top \d+|\d+ (?:movies|films|items|more))\b", re.I)
+                       r"else|older|newer|recent|classic|top \d+|\d+ (?:movies|films|items|more)|ideas?|options?)\b", re.I)
 OLDER = re.compile(r"\b(older|earlier|classic|old)\b", re.I)
 NEWER = re.compile(r"\b(newer|recent|latest|new|modern)\b", re.I)
-MORE = re.compile(r"\b(more|another|else|other|different)\b", re.I)
-NUMBER = re.compile(r"\b(?:top\s+)?(\d{1,2})\s+(?:movies|films|items|picks|more|recommendations|suggestions)\b|"
-                    r"\btop\s+(\d{1,2})\b", re.I)
+MORE = re.compile(r"\b(more|another|else|other|different|others)\b", re.I)
 ORDINAL = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "1st": 0, "2nd": 1, "3rd": 2,
            "last": -1, "that": 0, "this": 0, "it": 0}
 DEFAULT_K, MAX_K = 5, 20
 
 
-def normalise(title: str) -> str:
-    """'Usual Suspects, The (1995)' -> 'the usual suspects' (accents, case, year and articles folded)."""
-    t = unicodedata.normalize("NFKD", str(title)).encode("ascii", "ignore").decode()
-    t = re.sub(r"\(\s*\d{4}\s*\)", " ", t)
-    m = re.match(r"^(.*),\s*(the|a|an|la|le|les|il|el|der|die|das)\s*$", t.strip(), re.I)
-    if m:
-        t = f"{m.group(2)} {m.group(1)}"
-    t = re.sub(r"[^a-z0-9]+", " ", t.lower())
-    return " ".join(t.split())
-
-
-class TitleIndex:
-    """Resolve what a person types (an ID, an exact or a misspelt title) to an item index."""
-
-    def __init__(self, ds: PreparedDataset):
-        self.ds = ds
-        self.by_norm: dict[str, list[int]] = {}
-        for i in range(ds.n_items):
-            t = ds.items["title"].iat[i]
-            if isinstance(t, str) and t.strip():
-                self.by_norm.setdefault(normalise(t), []).append(i)
-        self.names = list(self.by_norm)
-        self.counts = np.bincount(ds.interactions["item"].to_numpy(), minlength=ds.n_items)
-
-    def resolve(self, text: str) -> int | None:
-        text = text.strip().strip("\"'“”‘’").strip()
-        if not text:
-            return None
-        found = self.ds.find_item(text)  # the item's own ID, or the model's <item_...> name
-        if found is not None:
-            return found
-        m = re.fullmatch(r"item[\s_#:-]*([\w.-]+)", text, re.I)
-        if m and self.ds.find_item(m.group(1)) is not None:
-            return self.ds.find_item(m.group(1))
-        n = normalise(text)
-        if not n:
-            return None
-        if n in self.by_norm:
-            return self._most_popular(self.by_norm[n])
-        hits = difflib.get_close_matches(n, self.names, n=1, cutoff=0.8)
-        if hits:
-            return self._most_popular(self.by_norm[hits[0]])
-        starts = [name for name in self.names if name.startswith(n + " ") or name.endswith(" " + n)]
-        if len(n) >= 4 and starts:
-            return self._most_popular([i for s in starts for i in self.by_norm[s]])
-        return None
-
-    def _most_popular(self, items: list[int]) -> int:
-        if len(items) == 1:
-            return items[0]
-        return max(items, key=lambda i: (int(self.counts[i]), -i))  # the better-known film of a shared title
-
-
 @dataclass
 class Intent:
-    kind: str  # sequential | direct | explanation | free | say
-    user: str | None = None
+    kind: str  # sequential | direct | explanation | why_not | free | say
+    user: str | None = None  # a dataset user (their ID in the files); None: an anonymous caller
     k: int = DEFAULT_K
-    items: list[int] = field(default_factory=list)  # direct: candidates; explanation: the item
-    exclude: list[int] = field(default_factory=list)  # items already shown (for "more")
-    era: str | None = None  # "older" | "newer" than what was shown
-    genre: str | None = None
+    items: list[int] = field(default_factory=list)  # direct: candidates; explanation: the item; else: under discussion
+    exclude: list[int] = field(default_factory=list)  # never shown: earlier picks (for "more"), disliked titles
+    likes: list[int] = field(default_factory=list)  # titles the person said they liked: added to the history
+    dislikes: list[int] = field(default_factory=list)  # titles the person said they did not like: never shown
+    era: str | None = None  # "older" | "newer" than the items under discussion
+    years: tuple[int, int] | None = None  # "from the 80s", "before 1980"
+    genres: list[str] = field(default_factory=list)  # every one must hold
+    avoid: list[str] = field(default_factory=list)  # none may hold (said anywhere in the conversation)
     text: str = ""  # free: the prompt; say: what to tell the person
     unresolved: list[str] = field(default_factory=list)
-
-
-def _split_items(segment: str) -> list[str]:
-    segment = re.sub(r"\bfor me\b|\bplease\b|\?|!", " ", segment, flags=re.I)
-    parts = re.split(r",|;|/|\bor\b|\band\b|\bvs\.?\b|\bversus\b", segment, flags=re.I)
-    return [p.strip(" .:") for p in parts if p.strip(" .:")]
 
 
 class Router:
     def __init__(self, ds: PreparedDataset):
         self.ds = ds
         self.titles = TitleIndex(ds)
-        cats = set()
-        if "category" in ds.items:
-            for c in ds.items["category"].dropna():
-                cats.update(x.strip().lower() for x in re.split(r"[|,;]", str(c)) if x.strip())
-        self.genres = sorted(cats, key=len, reverse=True)
+        self.genre_words = Genres(ds)
+        self.genres = self.genre_words.categories
 
     # ------------------------------------------------------------------ context
     def _user(self, messages: list[dict], hint: str | None) -> tuple[str | None, str | None]:
@@ -137,9 +81,9 @@ class Router:
                 key = found.rstrip(".,?!")
                 if self.ds.find_user(key) is not None:
                     return key, None
-                if j == 0:
+                if j == 0 and re.search(r"[\d_.-]", key):  # looks like an ID (not "user is", "user who")
                     return None, key
-        if hint is not None:
+        if hint is not None and str(hint).strip():
             h = str(hint).strip()
             return (h, None) if self.ds.find_user(h) is not None else (None, h)
         return None, None
@@ -155,13 +99,36 @@ class Router:
                     out.append(ids)
         return out
 
+    def _taste(self, messages: list[dict]) -> tuple[list[int], list[int], list[str], list[Said]]:
+        """(liked titles, disliked titles, genres ruled out) over the person's turns, later turns winning,
+        and what each turn said (why-questions name titles without liking them: skipped)."""
+        likes: dict[int, bool] = {}
+        avoid: list[str] = []
+        turns = []
+        for m in messages:
+            if m.get("role") != "user":
+                continue
+            text = USER.sub(" ", str(m.get("content") or ""))[:MAX_MESSAGE_CHARS]
+            said = Said(rest=text) if WHY.search(text) else read_taste(text, self.titles, self.genre_words)
+            turns.append(said)
+            for i in said.likes:
+                likes.pop(i, None)
+                likes[i] = True
+            for i in said.dislikes:
+                likes.pop(i, None)
+                likes[i] = False
+            avoid = [g for g in avoid if g not in said.genres] + [g for g in said.avoid if g not in avoid]
+        return [i for i, v in likes.items() if v], [i for i, v in likes.items() if not v], avoid, turns
+
     def _mentions(self, text: str) -> tuple[list[int], list[str]]:
         """Items named after 'of'/'between'/'among'/':' (or the whole message), and what did not resolve."""
         m = re.search(r"\b(?:of|between|among|from)\b|:", text, re.I)
         seg = text[m.end():] if m else text
+        seg = re.sub(r"\bfor me\b|\bplease\b|\?|!|\bvs\.?\b|\bversus\b", ",", seg, flags=re.I)
         found, missing = [], []
-        for part in _split_items(seg):
-            i = self.titles.resolve(part)
+        for part, i, _ in split_titles(seg, self.titles):
+            if i is None and PICK.search(part):  # "which do you prefer", "which one"
+                continue
             if i is None:
                 missing.append(part)
             elif i not in found:
@@ -169,15 +136,23 @@ class Router:
         return found, missing
 
     def _explained_item(self, text: str, shown: list[list[int]]) -> tuple[int | None, str | None]:
-        m = re.search(r"\b(?:like|love|enjoy|want|watch|recommend(?:ed)?|about|explain|pick)\b\s+(.+?)\s*[?.!]*$",
-                      text, re.I)
-        tail = m.group(1) if m else ""
+        m = WHY_NOT.search(text)
+        if m:
+            tail = text[m.end():]
+            tail = re.sub(r"^\s*(?:recommend(?:ed)?|suggest(?:ed)?|show(?:n)?|pick(?:ed)?|include(?:d)?|"
+                          r"(?:it\s+)?(?:on|in)\s+the\s+list)\s*", "", tail, flags=re.I)
+            tail = re.sub(r"\s*(?:to me|for me|instead|on the list|in the list)?\s*[?.!]*\s*$", "", tail, flags=re.I)
+        else:
+            m = re.search(r"\b(?:like|love|enjoy|want|watch|recommend(?:ed)?|about|explain|pick)\b\s+(.+?)\s*[?.!]*$",
+                          text, re.I) or re.search(r"\b(?:why|reason)\b\s+(?:for\s+|is\s+)?(.+?)\s*[?.!]*$", text, re.I)
+            tail = m.group(1) if m else ""
         tail = re.sub(r"^(the movie|the film|movie|film|item)\s+", "", tail.strip(), flags=re.I)
         words = tail.lower().split()
         if words and shown:  # "the first one", "that one", "it"
             w = [x for x in words if x not in ("the", "one", "movie", "film")]
             if len(w) == 1 and w[0] in ORDINAL:
-                last = shown[-1]
+                lists = [s for s in shown if len(s) > 1]  # "the second one": of the latest list shown
+                last = lists[-1] if lists and w[0] not in ("that", "this", "it") else shown[-1]
                 idx = ORDINAL[w[0]]
                 return (last[idx] if -len(last) <= idx < len(last) else None), None
         if tail:
@@ -201,63 +176,79 @@ class Router:
         user, unknown = self._user(messages, user_hint)
         if unknown is not None:
             return Intent("say", text=f"I don't know user “{unknown}”. This dataset has {self.ds.n_users:,} users "
-                                      f"with IDs like {', '.join(self.ds.user_raw_ids[:5])}.")
+                                      f"with IDs like {', '.join(self.ds.user_raw_ids[:5])}; or just tell me "
+                                      "a few titles you liked.")
         body = USER.sub(" ", text)
         shown = self._shown(messages)
+        likes, dislikes, avoid, turns = self._taste(messages)
+        said = turns[-1]
         if WHY.search(body):
             item, missing = self._explained_item(body, shown)
             if item is None:
                 return Intent("say", text=(f"I couldn't find a title matching “{missing}”." if missing else
                                            "Which title should I explain? Name one, e.g. “why would I like "
                                            f"{self.ds.title(0)}?”"))
-            return self._need_user(Intent("explanation", user=user, items=[item]))
-        if PICK.search(body):
+            kind = "why_not" if WHY_NOT.search(body) else "explanation"
+            return Intent(kind, user=user, items=[item], likes=likes, dislikes=dislikes, avoid=avoid)
+        if PICK.search(body) and not (said.likes or said.dislikes):
             found, missing = self._mentions(body)
             if missing and len(found) + len(missing) >= 2:
                 return Intent("say", text="I couldn't find " + ", ".join(f"“{m}”" for m in missing) +
                               " in this catalogue. Check the spelling or use item IDs.", unresolved=missing)
             if len(found) >= 2:
-                return self._need_user(Intent("direct", user=user, items=found))
-        genre = next((g for g in self.genres if re.search(rf"\b{re.escape(g)}s?\b", body, re.I)), None)
-        if RECOMMEND.search(body) or genre or (shown and (OLDER.search(body) or NEWER.search(body)
-                                                          or MORE.search(body))):
-            m = NUMBER.search(body)
-            era = "older" if OLDER.search(body) else "newer" if NEWER.search(body) else None
-            follow_up = bool(shown) and bool(MORE.search(body) or era or genre)
-            k = min(int(m.group(1) or m.group(2)), MAX_K) if m else \
-                (min(len(shown[-1]), MAX_K) if follow_up else DEFAULT_K)  # a follow-up keeps the list's length
-            k = max(k, 1)
-            exclude = [i for s in shown for i in s] if (MORE.search(body) or era) else []
-            return self._need_user(Intent("sequential", user=user, k=k, era=era, genre=genre, exclude=exclude,
-                                          items=shown[-1] if shown else []))
-        return Intent("free", user=user, text=text)
-
-    def _need_user(self, intent: Intent) -> Intent:
-        if intent.user is None:
-            return Intent("say", text="Who is this for? Pick a user (or say e.g. “for user "
-                                      f"{self.ds.user_raw_ids[0]}”).")
-        return intent
+                return Intent("direct", user=user, items=found, likes=likes, dislikes=dislikes)
+        rest = said.rest
+        era = "older" if OLDER.search(rest) else "newer" if NEWER.search(rest) else None
+        span = years(rest)
+        n = count(rest)
+        more = bool(MORE.search(rest))
+        asks = RECOMMEND.search(rest) or said.genres or said.avoid or said.likes or said.dislikes or span or \
+            n is not None or (shown and (era or more))
+        if not asks:
+            return Intent("free", user=user, text=text, likes=likes, dislikes=dislikes)
+        follow_up = bool(shown) and bool(more or era or said.genres or said.avoid or said.dislikes or span)
+        k = n if n is not None else (len(shown[-1]) if follow_up else DEFAULT_K)  # a follow-up keeps the list's length
+        genres = list(said.genres)
+        if more and not (genres or span or era) and len(turns) >= 2 and shown:  # "more" keeps the last constraints
+            prev = turns[-2]
+            genres, span = list(prev.genres), years(prev.rest)
+        exclude = ([i for s in shown for i in s] if (more or era or said.dislikes or said.avoid) else []) + dislikes
+        return Intent("sequential", user=user, k=max(1, min(k, MAX_K)), era=era, years=span, genres=genres,
+                      avoid=avoid, exclude=list(dict.fromkeys(exclude)), likes=likes, dislikes=dislikes,
+                      items=shown[-1] if shown and not said.likes else list(said.likes), unresolved=said.unresolved)
 
     # ------------------------------------------------------------------ refinement
-    def pool_size(self, intent: Intent, n_unseen: int) -> int:
-        """How many items to ask the model for before era/genre/"more" filtering."""
-        extra = len(intent.exclude) + (intent.k * 20 if (intent.era or intent.genre) else 0)
+    def filtered(self, intent: Intent) -> bool:
+        return bool(intent.era or intent.years or intent.genres or intent.avoid)
+
+    def pool_size(self, intent: Intent, n_unseen: int, whole: bool = False) -> int:
+        """How many items to ask the model for before filtering (whole: the whole catalogue costs no
+        more than a few, as with atomic item tokens)."""
+        if whole and self.filtered(intent):
+            return max(1, n_unseen)
+        extra = len(intent.exclude) + (intent.k * 20 if self.filtered(intent) else 0)
         return max(1, min(n_unseen, intent.k + extra))
 
+    def _cats(self, i: int) -> set[str]:
+        return {c.strip().lower() for c in re.split(r"[|,;]", str(self.ds.items["category"].iat[i] or ""))}
+
     def refine(self, intent: Intent, ranked: list[tuple[int, float]], history: list[int]) -> list[tuple[int, float]]:
-        items = self.ds.items
+        """The ranked items that meet the intent's constraints, best first, at most k."""
+        year = self.ds.items["year"]
         ex = set(intent.exclude)
         out = [(i, s) for i, s in ranked if i not in ex]
         if intent.era:
-            ref = [items["year"].iat[i] for i in (intent.items or history)]
-            ref = [int(y) for y in ref if not pd.isna(y)]
-            if ref:
+            ref = [int(y) for y in (year.iat[i] for i in (intent.items or history)) if not pd.isna(y)]
+            if ref:  # than every item under discussion; than the middle of a whole history
                 mid = sorted(ref)[len(ref) // 2]
-
-                def ok(i):
-                    y = items["year"].iat[i]
-                    return not pd.isna(y) and (int(y) < mid if intent.era == "older" else int(y) > mid)
-                out = [(i, s) for i, s in out if ok(i)]
-        if intent.genre:
-            out = [(i, s) for i, s in out if intent.genre in str(items["category"].iat[i] or "").lower()]
+                bound = (min(ref) if intent.era == "older" else max(ref)) if intent.items else mid
+                out = [(i, s) for i, s in out if not pd.isna(year.iat[i]) and
+                       (int(year.iat[i]) < bound if intent.era == "older" else int(year.iat[i]) > bound)]
+        if intent.years:
+            lo, hi = intent.years
+            out = [(i, s) for i, s in out if not pd.isna(year.iat[i]) and lo <= int(year.iat[i]) <= hi]
+        if intent.genres:
+            out = [(i, s) for i, s in out if set(intent.genres) <= self._cats(i)]
+        if intent.avoid:
+            out = [(i, s) for i, s in out if not set(intent.avoid) & self._cats(i)]
         return out[:intent.k]

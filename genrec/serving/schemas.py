@@ -18,21 +18,27 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=MAX_TEXT_CHARS)
 
 ID = Field(min_length=1, max_length=200)
+# user: a dataset user's ID; history: item IDs that replace their history — or, with no user, the
+# history of a person the dataset does not know (one of the two is needed)
+USER = Field(None, min_length=1, max_length=200)
+HISTORY = Field(None, max_length=MAX_K)
 
 class RecommendReq(Strict):
-    user: str = ID
+    user: str | None = USER
     k: int = Field(10, ge=1, le=MAX_K)
     exclude_history: bool = True
-    history: list[str] | None = Field(None, max_length=MAX_K)
+    history: list[str] | None = HISTORY
 
 class ChooseReq(Strict):
-    user: str = ID
+    user: str | None = USER
     candidates: list[str] = Field(min_length=1, max_length=MAX_CANDIDATES)
+    history: list[str] | None = HISTORY
 
 class ExplainReq(Strict):
-    user: str = ID
+    user: str | None = USER
     item: str = ID
     max_new_tokens: int = Field(40, ge=1, le=MAX_NEW_TOKENS)
+    history: list[str] | None = HISTORY
 
 class AskReq(Strict):
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)

@@ -136,11 +136,11 @@ def create_app(engine: Engine, timeout_s: float = 60.0, max_batch: int = 32, che
 
     @app.post("/choose")
     async def choose(r: ChooseReq):
-        return {"user": r.user, "items": await answer(rec.query_choose(r.user, r.candidates))}
+        return {"user": r.user, "items": await answer(rec.query_choose(r.user, r.candidates, r.history))}
 
     @app.post("/explain")
     async def explain(r: ExplainReq):
-        text = await answer(rec.query_explain(r.user, r.item, r.max_new_tokens))
+        text = await answer(rec.query_explain(r.user, r.item, r.max_new_tokens, r.history))
         return {"user": r.user, "item": rec.item_info(rec.item_index(r.item)), "text": text}
 
     @app.post("/ask")
