@@ -1,6 +1,7 @@
 """Explanations measured by what they claim: faithful / personal (genrec.claims) beside BLEU-4 /
 ROUGE-L, for a checkpoint's seen and unseen explanation templates and the "template, no model" row
-(the item's own metadata sentence), on the same test users.
+(the item's own metadata sentence), and the same checkpoint given its prompts without their facts
+(ungrounded), on the same test users.
 
     .venv/bin/python eval/bench_explanations.py --checkpoint genrec-quickstart/run/best --users 200
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +29,7 @@ def main() -> None:
     a = ap.parse_args()
     from genrec.evaluate import evaluate
     from genrec.files import atomic_write_text
+    from genrec.prompts import PROMPTS_DIR
     from genrec.recommender import Recommender
     from genrec.runtime import thread_policy
 
@@ -33,16 +37,24 @@ def main() -> None:
     rec = Recommender.from_pretrained(a.checkpoint)
     t0 = time.perf_counter()
     res = evaluate(rec.model, rec.ds, rec.features, "test", a.users, ("explanation",), "first",
-                   rec.model.recipe.train.max_history, progress=True)
+                   rec.model.recipe.tasks.max_history, progress=True)
     fam = res["families"]["explanation"]
+    # the same checkpoint with the prompts' facts taken out: what the grounding itself contributes
+    with tempfile.TemporaryDirectory() as tmp:
+        text = (PROMPTS_DIR / "explanation.yaml").read_text(encoding="utf-8")
+        (Path(tmp) / "explanation.yaml").write_text(re.sub(r" Facts: \{facts\}\.", "", text), encoding="utf-8")
+        bare = evaluate(rec.model, rec.ds, rec.features, "test", a.users, ("explanation",), "first",
+                        rec.model.recipe.tasks.max_history, progress=True, prompts_dir=tmp)["families"]["explanation"]
     rows = []
-    for tid, r in fam.items():  # the grounded templates, then the template row evaluate adds
-        if tid.startswith("mean_"):
-            continue
-        name = ("template, no model (the item's metadata sentence)" if tid == "template-no-model" else
-                f"genrec, grounded prompt {tid} ({'seen' if r['seen'] else 'unseen'})")
-        rows.append({"model": name, **{k: r.get(k) for k in ("faithful", "personal", "bleu4", "rougeL", "users")},
-                     "example": r["sample"]})
+    for kind, results in (("grounded", fam), ("ungrounded", bare)):
+        for tid, r in results.items():  # the templates, then the template row evaluate adds
+            if tid.startswith("mean_") or (kind == "ungrounded" and tid == "template-no-model"):
+                continue
+            name = ("template, no model (the item's metadata sentence)" if tid == "template-no-model" else
+                    f"genrec, grounded prompt {tid} ({'seen' if r['seen'] else 'unseen'})" if kind == "grounded" else
+                    f"genrec, same checkpoint, prompt {tid} without its facts ({'seen' if r['seen'] else 'unseen'})")
+            rows.append({"model": name, **{k: r.get(k) for k in ("faithful", "personal", "bleu4", "rougeL", "users")},
+                         "example": r["sample"]})
     out = {"dataset": rec.ds.meta["name"], "checkpoint": a.checkpoint, "users": a.users,
            "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
            "note": "faithful: share of explanations whose every stated claim is true; personal: share that truly "

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "eval" / "results"
 
-CONFIGS = [  # label, data.item_ids, model.item_tokens
+CONFIGS = [  # label, data.item_ids, items.tokens
     ("atomic tokens, random IDs", "random", "atomic"),
     ("text IDs, random", "random", "text"),
     ("semantic IDs (RQ k-means)", "semantic", "text"),
@@ -126,8 +126,8 @@ def main() -> None:
             pop = popularity_results(ds, users)["sequential"]
             ds_name = ds.meta["name"]
         recipe = load_recipe(ROOT / "adapters" / "lora-smollm2.yaml", {
-            "data.source": a.source, "data.item_ids": scheme, "model.item_tokens": tokens,
-            "train.steps": a.steps, "train.batch_size": a.batch_size, "train.mixture": {"sequential": 1.0},
+            "data.source": a.source, "data.item_ids": scheme, "items.tokens": tokens,
+            "train.steps": a.steps, "train.batch_size": a.batch_size, "tasks.mixture": {"sequential": 1.0},
             "train.eval_every": 0, "train.eval_users": 20})
         run = work / f"run-{scheme}-{tokens}-{a.steps}"
         t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def main() -> None:
         t0 = time.perf_counter()
         with torch.inference_mode(), autocast(model.device):
             res = eval_sequential(model, ds, Collator(model), template, users, "test",
-                                  recipe.train.max_history, None, batch_size=16 if tokens == "atomic" else 1,
+                                  recipe.tasks.max_history, None, batch_size=16 if tokens == "atomic" else 1,
                                   num_beams=10)
         eval_s = time.perf_counter() - t0
         rows.append({"config": label, "item_ids": scheme, "item_tokens": tokens, **{k: round(v, 4) for k, v in

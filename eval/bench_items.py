@@ -65,12 +65,12 @@ def main() -> None:
               "cpus": os.cpu_count(), "threads": torch.get_num_threads(), "template": t.id, "rows": []}
 
     def measure(max_history: int) -> dict:
-        base = load_recipe(ROOT / "adapters" / "lora-smollm2.yaml", {"train.max_history": max_history,
+        base = load_recipe(ROOT / "adapters" / "lora-smollm2.yaml", {"tasks.max_history": max_history,
                                                                        "model.max_length": 1024})
 
         def model_for(mode: str) -> GenRecModel:
             torch.manual_seed(0)
-            r = replace(base, model=replace(base.model, item_tokens=mode))
+            r = replace(base, items=replace(base.items, tokens=mode))
             return GenRecModel(r, load_backbone(r.model.backbone), item_ids=ds.item_ids, titles=titles)
 
         # ---- 1. evaluation throughput (both as genrec answers: LoRA merged, as Recommender loads it)

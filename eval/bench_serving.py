@@ -125,9 +125,10 @@ def main() -> None:
         rows.append(f"| {c} | {hf[c]['recs_per_s']} | {hf[c]['p50_ms']} | {hf[c]['p95_ms']} | {vl[c]['recs_per_s']} "
                     f"| {vl[c]['p50_ms']} | {vl[c]['p95_ms']} | {res['throughput_ratio_vllm_over_hf'][c]}× |")
     table = "\n".join(rows)
-    import yaml
-    cfg = yaml.safe_load((Path(ns.checkpoint) / "config.yaml").read_text()) or {}
-    model = cfg.get("model", {})
+    from genrec.checkpoint import read_config
+    from genrec.config import translate
+    cfg = translate(read_config(Path(ns.checkpoint)))
+    model = {**cfg.get("model", {}), "item_tokens": cfg.get("items", {}).get("tokens", "text")}
     res["model"] = {k: model.get(k) for k in ("backbone", "item_tokens", "max_length")}
     res["adapter"] = cfg.get("adapter", {}).get("type")
     md = (f"# Serving: vLLM vs transformers engine\n\ncheckpoint `{ns.checkpoint}` ({model.get('backbone')} + "

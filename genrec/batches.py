@@ -58,7 +58,7 @@ def pictured_mask(features: torch.Tensor) -> torch.Tensor:
 
 def pictured_items(features: torch.Tensor | None) -> set[int] | None:
     """The items of `pictured_mask` as a set (None when the dataset has no features). Prompts give
-    these items their visual tokens, and `model.item_init: title+image` mixes their picture in."""
+    these items their visual tokens, and `items.init: title+image` mixes their picture in."""
     if features is None:
         return None
     return set(torch.nonzero(pictured_mask(features)).flatten().tolist())
@@ -102,10 +102,10 @@ class Collator:
         return ids, items
 
     def reads_at_last_item(self, ex: Example) -> bool:
-        """model.seq_readout = last_item applies to this example: an atomic-item, decoder-only model
+        """items.readout = last_item applies to this example: an atomic-item, decoder-only model
         answering a sequential template with an item, from a non-empty history."""
         m = self.model
-        return (m.recipe.model.seq_readout == "last_item" and m.codec.mode == "atomic" and not m.is_encoder_decoder
+        return (m.recipe.items.readout == "last_item" and m.codec.mode == "atomic" and not m.is_encoder_decoder
                 and ex.family == "sequential" and ex.template.answer == "item" and bool(ex.history))
 
     def _feats(self, items: list[int]) -> torch.Tensor | None:
@@ -161,12 +161,12 @@ def seen_before(ds: PreparedDataset, examples: list[Example], input_ids: torch.T
                 n_items: int) -> torch.Tensor:
     """[B, I] bool: for history prompts, the items each user had before the first item the prompt
     (after truncation) still shows — with the prompt's own items, the history that evaluation
-    leaves out of the ranking at each target (`train.mask_seen`)."""
+    leaves out of the ranking at each target (`items.mask_seen`)."""
     out = torch.zeros(len(examples), n_items, dtype=torch.bool)
     shown = (input_ids >= offset).sum(1).tolist()  # items left in each prompt
     for b, (e, n) in enumerate(zip(examples, shown)):
         if e.position is None or e.history is None:
-            raise ValueError("train.mask_seen needs history prompts with a known target position")
+            raise ValueError("items.mask_seen needs history prompts with a known target position")
         before = ds.sequence(e.user)[:e.position - n]
         out[b, torch.as_tensor(np.array(before, dtype=np.int64))] = True
     return out.to(input_ids.device)

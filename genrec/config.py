@@ -117,7 +117,7 @@ REMOVED = {"model": {"item_tie": False, "item_rank": 0},
 
 def from_dict(cls: type, data: dict | None, section: str) -> Any:
     """Build the frozen dataclass `cls` from a mapping, validating every key."""
-    data = dict(data or {})
+    data = translate(data or {}) if cls is Recipe else dict(data or {})
     for key, default in REMOVED.get(section.rsplit(".", 1)[-1], {}).items():  # section may carry a file prefix
         if key in data:
             value = data.pop(key)
@@ -204,26 +204,11 @@ class ModelConfig:
     clip_model: str = _f("ViT-B-32", "open_clip architecture (or a genrec registry name)")
     clip_pretrained: str = _f("openai", "open_clip pretrained tag, a local checkpoint file, or 'none' (random: testing only)")
     max_length: int = _f(256, "longest prompt in tokens (longer ones are truncated from the left)")
-    item_tokens: str = _f("text", "how items are written: text IDs as sub-words (P5/VIP5) or one atomic "
-                          "token per item (single-pass full ranking)", ("text", "atomic"))
-    item_init: str = _f("title", "atomic items: initial input row of each item — the mean embedding of its "
-                        "title's tokens, or that plus its CLIP image feature through the (initial) visual "
-                        "projector, for items that have an image, or that plus its collaborative vector "
-                        "(spectral embedding of the training co-occurrence, a fixed random map to the "
-                        "backbone's width)", ("title", "title+image", "title+cf"))
-    seq_readout: str = _f("last_item", "atomic items, decoder-only, sequential item templates: where the "
-                          "next item is read — at the last history item (the prompt ends there, so the answer "
-                          "is the position that dense_items trains at every history item, as SASRec reads "
-                          "it) or after the template's whole question", ("last_item", "answer"))
-    item_dropout: float = _f(0.0, "atomic items: dropout on the items' input rows while training (as SASRec's "
-                             "embedding dropout); 0 = off")
     attention_dropout: float | None = _f(None, "decoder backbones: dropout on the frozen backbone's attention "
                                          "probabilities while training (SASRec uses 0.5); default: the "
                                          "backbone's own (0 for SmolLM2)")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.item_dropout < 1.0:
-            raise ConfigError(f"model.item_dropout must be in [0, 1), got {self.item_dropout}")
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.visual_tokens < 1:
@@ -254,7 +239,7 @@ class AdapterConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training schedule and task mixture (the loop itself lives in genrec.train)."""
+    """The training schedule only (the loop itself lives in genrec.train)."""
 
     steps: int = _f(200, "optimizer steps")
     batch_size: int = _f(4, "examples per step per process (before accumulation)")
@@ -263,23 +248,6 @@ class TrainConfig:
     warmup: float = _f(0.05, "warmup fraction of steps")
     weight_decay: float = _f(0.0, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping")
-    max_history: int = _f(10, "history items per prompt")
-    candidates: int = _f(20, "direct task: candidates per training prompt (evaluation uses the dataset's list)")
-    mixture: dict | None = _f(None, "task family -> sampling weight (default: equal)")
-    templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
-    dense_items: bool = _f(True, "atomic items, sequential templates: also learn every history item from the "
-                           "tokens before it (SASRec-style), not only the answer")
-    user_weights: str = _f("uniform", "how often each user is drawn for a training prompt: uniform (every user "
-                           "alike), interactions (in proportion to the user's training targets, as training on "
-                           "every interaction once per epoch does, SASRec's data) or windows (in proportion to "
-                           "max(targets, max_history): each interaction about equally often, since one prompt "
-                           "covers up to max_history of a user's targets with train.dense_items)",
-                           ("uniform", "interactions", "windows"))
-    item_negatives: int = _f(0, "atomic items: 0 = full softmax over the catalogue; N > 0 = sampled softmax "
-                             "with N uniform negatives per step (plus the batch's targets), for very large catalogues")
-    mask_seen: bool = _f(False, "atomic items: leave the items the user had before each training target out of "
-                         "that target's softmax, as evaluation leaves the history out of the ranking (the model "
-                         "then spends nothing on pushing already-seen items down); needs the full softmax")
     eval_every: int = _f(100, "validate every N steps (0 = only at the end)")
     eval_users: int = _f(200, "validation users")
     seed: int = _f(0, "training seed")
@@ -288,15 +256,57 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("train.steps, train.batch_size and train.grad_accum must be >= 1")
-        if self.item_negatives < 0:
-            raise ConfigError("train.item_negatives must be >= 0 (0 = full softmax)")
-        if self.mask_seen and self.item_negatives:
-            raise ConfigError("train.mask_seen masks items out of the full softmax: it needs train.item_negatives 0")
+
+
+@dataclass(frozen=True)
+class ItemsConfig:
+    """How items are written and learnt: text IDs, or one atomic token per item with its own table."""
+
+    tokens: str = _f("text", "text IDs as sub-words (P5/VIP5) or one atomic token per item (single-pass full "
+                     "ranking)", ("text", "atomic"))
+    init: str = _f("title", "atomic: each item's initial row — its title's mean token embedding, plus its CLIP "
+                   "image through the projector, or plus its collaborative vector", ("title", "title+image", "title+cf"))
+    readout: str = _f("last_item", "atomic, decoder-only, sequential templates: read the next item at the last "
+                      "history item (as SASRec) or after the whole question", ("last_item", "answer"))
+    dropout: float = _f(0.0, "atomic: dropout on the item rows while training (SASRec's embedding dropout)")
+    dense: bool = _f(True, "atomic, sequential templates: also learn every history item from the tokens before it")
+    negatives: int = _f(0, "atomic: 0 = full softmax over the catalogue; N = sampled softmax with N uniform "
+                        "negatives per step, for very large catalogues")
+    mask_seen: bool = _f(False, "atomic: leave the user's earlier items out of each target's softmax, as "
+                         "evaluation leaves the history out of the ranking; needs the full softmax")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"items.dropout must be in [0, 1), got {self.dropout}")
+        if self.negatives < 0:
+            raise ConfigError("items.negatives must be >= 0 (0 = full softmax)")
+        if self.mask_seen and self.negatives:
+            raise ConfigError("items.mask_seen masks items out of the full softmax: it needs items.negatives 0")
+        if self.tokens != "atomic" and self.mask_seen:
+            raise ConfigError("items.mask_seen applies to atomic item tokens (items.tokens=atomic): "
+                              "items written as text have no item softmax to mask")
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    """What a training prompt is: the task mixture, its templates and how much history it shows."""
+
+    mixture: dict | None = _f(None, "task family -> sampling weight (default: equal)")
+    templates: tuple[str, ...] | None = _f(None, "train only on these template ids (default: every seen template)")
+    max_history: int = _f(10, "history items per prompt")
+    candidates: int = _f(20, "direct task: candidates per training prompt (evaluation uses the dataset's list)")
+    user_weights: str = _f("uniform", "how often each user is drawn: uniform, or in proportion to their training "
+                           "interactions (as an epoch over every interaction does), or to max(interactions, "
+                           "max_history)", ("uniform", "interactions", "windows"))
+
+    def __post_init__(self) -> None:
+        if self.max_history < 1 or self.candidates < 2:
+            raise ConfigError("tasks.max_history must be >= 1 and tasks.candidates >= 2")
         for fam, w in (self.mixture or {}).items():
             if fam not in TASK_FAMILIES:
-                raise ConfigError(f"train.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")
+                raise ConfigError(f"tasks.mixture has unknown family {fam!r} (allowed: {', '.join(TASK_FAMILIES)})")
             if not isinstance(w, (int, float)) or w < 0:
-                raise ConfigError(f"train.mixture.{fam} must be a number >= 0, got {w!r}")
+                raise ConfigError(f"tasks.mixture.{fam} must be a number >= 0, got {w!r}")
 
 
 @dataclass(frozen=True)
@@ -308,27 +318,59 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    items: ItemsConfig = field(default_factory=ItemsConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def __post_init__(self) -> None:
-        # checks that span two sections (one section's own ranges are checked by its class)
-        if self.train.mask_seen and self.model.item_tokens != "atomic":
-            raise ConfigError("train.mask_seen applies to atomic item tokens (model.item_tokens=atomic): "
-                              "items written as text have no item softmax to mask")
+
+SECTIONS = ("data", "model", "adapter", "items", "tasks", "train")
+# Keys that moved when the recipe was regrouped (one section per concept): recipes and checkpoints
+# written before keep loading; a recipe that gives both spellings of one key is refused.
+MOVED = {"model.item_tokens": "items.tokens", "model.item_init": "items.init", "model.seq_readout": "items.readout",
+         "model.item_dropout": "items.dropout", "train.dense_items": "items.dense",
+         "train.item_negatives": "items.negatives", "train.mask_seen": "items.mask_seen",
+         "train.mixture": "tasks.mixture", "train.templates": "tasks.templates", "train.max_history": "tasks.max_history",
+         "train.candidates": "tasks.candidates", "train.user_weights": "tasks.user_weights"}
+
+
+def translate(data: dict) -> dict:
+    """A recipe mapping with every moved key at its new place."""
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for old, new in MOVED.items():
+        osec, okey = old.split(".")
+        nsec, nkey = new.split(".")
+        if isinstance(data.get(osec), dict) and okey in data[osec]:
+            value = data[osec].pop(okey)
+            if data.get(nsec) is None:
+                data[nsec] = {}
+            target = data[nsec]
+            if not isinstance(target, dict):
+                raise ConfigError(f"{nsec} must be a mapping, got {target!r}")
+            if nkey in target and target[nkey] != value:
+                raise ConfigError(f"{old} is the old name of {new}; give one of them (got {value!r} and {target[nkey]!r})")
+            target[nkey] = value
+    return data
 
 
 def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> Recipe:
     """Read a recipe YAML and apply `section.key` overrides, validating everything."""
     data = load_yaml(path)
     data.setdefault("name", Path(path).stem)
+    try:
+        data = translate(data)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     for dotted, value in (overrides or {}).items():
+        dotted = MOVED.get(dotted, dotted)
         section, _, key = dotted.partition(".")
         if not key:
             data[section] = value
             continue
-        if section not in ("data", "model", "adapter", "train"):
-            raise ConfigError(f"unknown override '{dotted}' (sections: data, model, adapter, train)")
-        data.setdefault(section, {})[key] = value
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown override '{dotted}' (sections: {', '.join(SECTIONS)})")
+        if data.get(section) is None:
+            data[section] = {}
+        data[section][key] = value
     try:
         return from_dict(Recipe, data, "")
     except ConfigError as e:

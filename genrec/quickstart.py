@@ -73,7 +73,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
         if run_dir.exists():
             shutil.rmtree(run_dir)  # an unfinished earlier attempt
         log(f"[2/4] training {recipe.name} ({recipe.model.backbone}, {recipe.adapter.type}, "
-            f"{recipe.model.item_tokens} item tokens) for {steps} steps")
+            f"{recipe.items.tokens} item tokens) for {steps} steps")
         train_summary = train(recipe, data, run_dir)
         atomic_write_text(work / "train.json", json.dumps(train_summary, indent=2))
     log("[3/4] evaluating on the test split")
@@ -82,12 +82,12 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
     # sequential: a seen and an unseen template; direct (100 candidates in the prompt, the costly
     # one on a CPU): the seen template
     main = evaluate(rec.model, ds, rec.features, "test", eval_users, ("sequential",), "first",
-                    recipe.train.max_history)
+                    recipe.tasks.max_history)
     direct = evaluate(rec.model, ds, rec.features, "test", eval_users, ("direct",), "first-seen",
-                      recipe.train.max_history)
+                      recipe.tasks.max_history)
     main["families"].update(direct["families"])
     expl = evaluate(rec.model, ds, rec.features, "test", explain_users, ("explanation",), "first",
-                    recipe.train.max_history)
+                    recipe.tasks.max_history)
     eval_s = time.perf_counter() - t0
     pop = popularity_results(ds, test_users(ds, "test", eval_users))
     seq = [v for k, v in main["families"]["sequential"].items() if not k.startswith("mean_")]

@@ -73,7 +73,7 @@ class Recommender:
         self.collator = Collator(model, features)
         self.templates = load_templates()
         self.images = pictured_items(features)
-        self.max_history = model.recipe.train.max_history
+        self.max_history = model.recipe.tasks.max_history
         self._trie = None
 
     @classmethod

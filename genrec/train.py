@@ -78,16 +78,16 @@ def _load_optimizer(opt: torch.optim.Optimizer, sched, path: Path) -> None:
 
 # ---------------------------------------------------------------- sampling
 def mixture(recipe: Recipe) -> tuple[list[str], np.ndarray]:
-    w = recipe.train.mixture or {f: 1.0 for f in TASK_FAMILIES}
+    w = recipe.tasks.mixture or {f: 1.0 for f in TASK_FAMILIES}
     fams = [f for f in TASK_FAMILIES if w.get(f, 0) > 0]
     if not fams:
-        raise ValueError("train.mixture gives every task family weight 0")
+        raise ValueError("tasks.mixture gives every task family weight 0")
     p = np.array([float(w[f]) for f in fams])
     return fams, p / p.sum()
 
 
 def user_probabilities(ds, users: np.ndarray, tc) -> np.ndarray | None:
-    """Each training user's chance to be drawn per prompt under train.user_weights (None: uniform,
+    """Each training user's chance to be drawn per prompt under tasks.user_weights (None: uniform,
     drawn with the plain integer draw so uniform recipes keep their exact random stream)."""
     if tc.user_weights == "uniform":
         return None
@@ -104,14 +104,14 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
     user's draw probability (`user_probabilities`), None = uniform."""
     rng = np.random.default_rng([seed, process, step, micro])
     fam = fams[int(rng.choice(len(fams), p=probs))]
-    seen = [t for t in templates[fam] if t.seen and (not recipe.train.templates or t.id in recipe.train.templates)]
+    seen = [t for t in templates[fam] if t.seen and (not recipe.tasks.templates or t.id in recipe.tasks.templates)]
     t = seen[int(rng.integers(len(seen)))]
     exs = []
     tries = 0
     while len(exs) < recipe.train.batch_size and tries < 20 * recipe.train.batch_size:
         tries += 1
         u = int(users[rng.integers(len(users))] if user_p is None else users[rng.choice(len(users), p=user_p)])
-        e = make_example(ds, model, t, u, "train", rng, recipe.train.max_history, recipe.train.candidates,
+        e = make_example(ds, model, t, u, "train", rng, recipe.tasks.max_history, recipe.tasks.candidates,
                          images)
         if e is not None:
             exs.append(e)
@@ -122,13 +122,13 @@ def sample_batch(ds, model, templates, fams, probs, users, recipe, images, seed,
 
 def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds) -> torch.Tensor:
     """`model` is what accelerate prepared (maybe DDP-wrapped), `raw` the GenRecModel inside; `ds`
-    (the dataset) gives train.mask_seen each user's items before the prompt."""
+    (the dataset) gives items.mask_seen each user's items before the prompt."""
     if raw.codec.mode == "atomic" and t.answer == "item":
         batch = on_device(collator.prompts(exs), device)
         sequence = t.family == "sequential"  # history = a sequence
-        dense = raw.recipe.train.dense_items and sequence
+        dense = raw.recipe.items.dense and sequence
         seen = None
-        if raw.recipe.train.mask_seen and sequence:
+        if raw.recipe.items.mask_seen and sequence:
             seen = seen_before(ds, exs, batch["input_ids"], raw.codec.offset, len(raw.codec))
         return item_loss(model, batch, torch.tensor([e.target_item for e in exs], device=device), dense, seen)
     return lm_loss(model, on_device(collator.lm(exs), device))
@@ -137,7 +137,7 @@ def compute_loss(model, raw: GenRecModel, collator: Collator, t, exs, device, ds
 # ---------------------------------------------------------------- the loop
 def collaborative_vectors(ds: PreparedDataset, dim: int = 64) -> np.ndarray:
     """[I, d] co-occurrence vectors of the items from the training interactions only (each user's
-    items before the validation target), for model.item_init=title+cf."""
+    items before the validation target), for items.init=title+cf."""
     seqs = [ds.sequence(u)[:n_train_items(ds, u)] for u in range(ds.n_users)]
     return cooccurrence_vectors(seqs, ds.n_items, dim)
 
@@ -176,13 +176,13 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     from genrec.baselines import popularity
     feats = recipe_features(recipe, ds, data_dir, features)
     images = pictured_items(feats)
-    if recipe.model.item_init == "title+image" and recipe.model.item_tokens == "atomic" and feats is None:
-        raise ValueError("model.item_init=title+image needs item images, and this dataset has none "
-                         "(use model.item_init=title)")
+    if recipe.items.init == "title+image" and recipe.items.tokens == "atomic" and feats is None:
+        raise ValueError("items.init=title+image needs item images, and this dataset has none "
+                         "(use items.init=title)")
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
                         item_counts=popularity(ds),
                         item_images=(feats, pictured_mask(feats)) if feats is not None else None,
-                        item_cf=collaborative_vectors(ds) if recipe.model.item_init == "title+cf" else None)
+                        item_cf=collaborative_vectors(ds) if recipe.items.init == "title+cf" else None)
     if resume:
         model.load_trainables(last)
     collator = Collator(model, feats)
@@ -195,18 +195,18 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     raw = acc.unwrap_model(model)
     templates = load_templates()
     fams, probs = mixture(recipe)
-    if tc.templates:
+    if recipe.tasks.templates:
         known = {t.id: f for f, ts in templates.items() for t in ts}
-        bad = [t for t in tc.templates if t not in known]
+        bad = [t for t in recipe.tasks.templates if t not in known]
         if bad:
-            raise ValueError(f"train.templates: unknown template {bad[0]!r} (see prompts/*.yaml)")
-        fams_with = {known[t] for t in tc.templates}
+            raise ValueError(f"tasks.templates: unknown template {bad[0]!r} (see prompts/*.yaml)")
+        fams_with = {known[t] for t in recipe.tasks.templates}
         missing = [f for f in fams if f not in fams_with]
         if missing:
-            raise ValueError(f"train.templates names no template of family {missing[0]!r}, which train.mixture "
+            raise ValueError(f"tasks.templates names no template of family {missing[0]!r}, which tasks.mixture "
                              "samples; add one or set its weight to 0")
     users = np.array([u for u in range(ds.n_users) if len(ds.sequence(u)) >= 4])
-    user_p = user_probabilities(ds, users, tc)
+    user_p = user_probabilities(ds, users, recipe.tasks)
     val_users = eval_users(ds, "valid", tc.eval_users, tc.seed)
     val_t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
     meta = {"data_dir": str(data_dir.resolve()), "data_fingerprint": data_fingerprint(ds)}
@@ -215,7 +215,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         raw.eval()
         with torch.no_grad(), acc.autocast():
             raw.set_task("sequential")
-            r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", tc.max_history,
+            r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", recipe.tasks.max_history,
                                 images, batch_size=16, progress=False, seed=tc.seed)
         raw.train()
         r.pop("per_user", None)  # checkpoints keep the metrics, not 943+ per-user ranks

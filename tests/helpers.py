@@ -1,7 +1,7 @@
 """Small builders shared by the training / decoding / API tests."""
 from pathlib import Path
 
-from genrec.config import AdapterConfig, DataConfig, ModelConfig, Recipe, TrainConfig
+from genrec.config import AdapterConfig, DataConfig, ItemsConfig, ModelConfig, Recipe, TasksConfig, TrainConfig
 from genrec.data.dataset import PreparedDataset
 from genrec.data.loaders import load_raw
 
@@ -24,12 +24,25 @@ def cyclic_dataset(tmp: Path, n_users: int = 60, n_items: int = 24, length: int 
     return out
 
 
-def tiny_recipe(backbone="tiny-llama", item_tokens="atomic", adapter="lora", **train) -> Recipe:
-    tc = dict(steps=20, batch_size=8, lr=3e-3, max_history=4, eval_every=0, eval_users=20,
-              precision="no", mixture={"sequential": 1.0}, candidates=5)
-    tc.update(train)
+ITEM_KEYS = {"item_init": "init", "seq_readout": "readout", "item_dropout": "dropout", "dense_items": "dense",
+             "item_negatives": "negatives", "mask_seen": "mask_seen"}
+TASK_KEYS = ("mixture", "templates", "max_history", "candidates", "user_weights")
+
+
+def tiny_recipe(backbone="tiny-llama", item_tokens="atomic", adapter="lora", **kw) -> Recipe:
+    """A tiny recipe; keyword arguments go to the section that owns them (items.*: by their old names)."""
+    tc = dict(steps=20, batch_size=8, lr=3e-3, eval_every=0, eval_users=20, precision="no")
+    tasks = dict(max_history=4, mixture={"sequential": 1.0}, candidates=5)
+    items = dict(tokens=item_tokens)
+    for k, v in kw.items():
+        if k in ITEM_KEYS:
+            items[ITEM_KEYS[k]] = v
+        elif k in TASK_KEYS:
+            tasks[k] = v
+        else:
+            tc[k] = v
     return Recipe(name="test",
                   model=ModelConfig(backbone=backbone, clip_model="genrec-tiny-clip", clip_pretrained="none",
-                                    max_length=96, item_tokens=item_tokens),
+                                    max_length=96),
                   adapter=AdapterConfig(type=adapter, r=4, alpha=8),
-                  train=TrainConfig(**tc))
+                  items=ItemsConfig(**items), tasks=TasksConfig(**tasks), train=TrainConfig(**tc))

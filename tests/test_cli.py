@@ -23,7 +23,7 @@ def test_train_help_lists_every_recipe_key_with_its_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     out = capsys.readouterr().out
-    keys = [(sec, f) for sec in ("data", "model", "adapter", "train")
+    keys = [(sec, f) for sec in ("data", "model", "adapter", "items", "tasks", "train")
             for f in dataclasses.fields(type(getattr(Recipe(), sec)))]
     assert len(keys) > 40
     for sec, f in keys:

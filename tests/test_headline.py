@@ -83,9 +83,9 @@ def test_ledger_labels_how_each_run_was_chosen(world, monkeypatch):
 
 def test_config_of_keeps_the_recipe_and_overrides_only():
     ledger = load("ledger")
-    cfg, seed = ledger.config_of("genrec train adapters/x.yaml --data d --model.item_dropout 0.3 --train.seed 4 "
-                                 "--threads 1 --out runs/a --train.mask_seen=true; genrec evaluate runs/a/best")
-    assert cfg == "adapters/x.yaml --model.item_dropout 0.3 --train.mask_seen true" and seed == 4
+    cfg, seed = ledger.config_of("genrec train adapters/x.yaml --data d --items.dropout 0.3 --train.seed 4 "
+                                 "--threads 1 --out runs/a --items.mask_seen=true; genrec evaluate runs/a/best")
+    assert cfg == "adapters/x.yaml --items.dropout 0.3 --items.mask_seen true" and seed == 4
 
 
 def test_headline_pairs_genrec_seeds_with_the_best_validated_baseline(world, monkeypatch):

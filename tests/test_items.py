@@ -86,7 +86,7 @@ def _loss(m, h, y):
 def test_sampled_softmax_is_a_bounded_exact_subset_of_the_full_softmax():
     import dataclasses
     rec = tiny_recipe(item_tokens="atomic")
-    sampled = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=4))
+    sampled = dataclasses.replace(rec, items=dataclasses.replace(rec.items, negatives=4))
     m = random_item_table_model(seed=2, recipe=sampled, std=0.5)
     h = torch.randn(6, m.item_emb.weight.shape[1])
     y = torch.tensor([1, 1, 4, 7, 9, 11])
@@ -111,7 +111,7 @@ def test_sampled_softmax_is_a_bounded_exact_subset_of_the_full_softmax():
                 rows.append(-(logits[r, own] - torch.logsumexp(logits[r, cols + [own]], 0)))
             torch.testing.assert_close(s, torch.stack(rows).mean(), rtol=1e-5, atol=1e-5)
     # as many negatives as items: the full softmax, exactly
-    m.recipe = dataclasses.replace(rec, train=dataclasses.replace(rec.train, item_negatives=12))
+    m.recipe = dataclasses.replace(rec, items=dataclasses.replace(rec.items, negatives=12))
     torch.testing.assert_close(_loss(m, h, y), full)
 
 
@@ -125,7 +125,7 @@ def test_item_init_title_plus_image_mixes_in_the_projected_clip_feature():
     feats[3] = feats[2]  # two items with the same picture
     has = torch.tensor([i % 4 != 0 for i in range(12)])  # items 0, 4, 8 have no image
     torch.manual_seed(0)
-    rec = replace(base, model=replace(base.model, item_init="title+image"))
+    rec = replace(base, items=replace(base.items, init="title+image"))
     mixed = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_images=(feats, has))
     t, m = plain.item_emb.weight.detach(), mixed.item_emb.weight.detach()
     assert torch.equal(m[~has], t[~has])  # no image: the title row, unchanged
@@ -135,8 +135,8 @@ def test_item_init_title_plus_image_mixes_in_the_projected_clip_feature():
     torch.testing.assert_close(m[1], expect, rtol=1e-5, atol=1e-6)
     assert torch.equal(m[2], m[3]) and not torch.allclose(m[1], m[2])  # same picture, same row
     with pytest.raises(ValueError, match="title\\+image"):  # bad value named
-        from genrec.config import ModelConfig, from_dict
-        from_dict(ModelConfig, {"item_init": "image"}, "model")
+        from genrec.config import ItemsConfig, from_dict
+        from_dict(ItemsConfig, {"init": "image"}, "items")
 
 
 def test_item_init_title_plus_cf_mixes_in_the_collaborative_vector():
@@ -150,7 +150,7 @@ def test_item_init_title_plus_cf_mixes_in_the_collaborative_vector():
     torch.manual_seed(0)
     plain = GenRecModel(base, build_from_config("tiny-llama"), item_ids=IDS, titles=titles)
     torch.manual_seed(0)
-    rec = replace(base, model=replace(base.model, item_init="title+cf"))
+    rec = replace(base, items=replace(base.items, init="title+cf"))
     mixed = GenRecModel(rec, build_from_config("tiny-llama"), item_ids=IDS, titles=titles, item_cf=cf)
     t, m = plain.item_emb.weight.detach(), mixed.item_emb.weight.detach()
     unseen = torch.tensor([i not in (1, 2, 5) for i in range(12)])
@@ -196,9 +196,9 @@ def test_shared_prompt_opening_is_run_once_and_changes_no_answer():
 def test_item_dropout_touches_only_item_rows_and_only_in_training():
     from dataclasses import replace
 
-    from genrec.config import ConfigError, ModelConfig
+    from genrec.config import ConfigError, ItemsConfig
     base = tiny_recipe(item_tokens="atomic")
-    m = random_item_table_model(seed=5, recipe=replace(base, model=replace(base.model, item_dropout=0.5)))
+    m = random_item_table_model(seed=5, recipe=replace(base, items=replace(base.items, dropout=0.5)))
     off = m.codec.offset
     ids = torch.tensor([[1, 2, off + 3, 4, off + 7, off + 1, 5] * 8])  # 24 item positions, 32 text
     is_item = ids >= off
@@ -214,8 +214,8 @@ def test_item_dropout_touches_only_item_rows_and_only_in_training():
     assert 0.35 < zeroed.float().mean().item() < 0.65  # about half of the item elements dropped
     kept = ~zeroed
     torch.testing.assert_close(it_noisy[kept], it_clean[kept] * 2)  # the rest scaled by 1 / (1 - p)
-    with pytest.raises(ConfigError, match="item_dropout"):
-        ModelConfig(item_dropout=1.0)
+    with pytest.raises(ConfigError, match="items.dropout"):
+        ItemsConfig(dropout=1.0)
 
 
 def test_sequential_prompts_end_at_the_last_history_item_where_dense_training_reads(tmp_path):
@@ -231,7 +231,7 @@ def test_sequential_prompts_end_at_the_last_history_item_where_dense_training_re
     from tests.helpers import cyclic_dataset
     ds = PreparedDataset.load(cyclic_dataset(tmp_path, n_items=24))
     base = tiny_recipe(item_tokens="atomic")
-    assert base.model.seq_readout == "last_item"  # the default
+    assert base.items.readout == "last_item"  # the default
     torch.manual_seed(0)
     m = GenRecModel(base, build_from_config("tiny-llama"), item_ids=ds.item_ids,
                     titles=[ds.title(i) for i in range(ds.n_items)]).eval()
@@ -244,7 +244,7 @@ def test_sequential_prompts_end_at_the_last_history_item_where_dense_training_re
     ex = [make_example(ds, m, seq, u, "test", np.random.default_rng(0), 6) for u in (0, 1, 2)]
     d = make_example(ds, m, direct, 0, "test", np.random.default_rng(0), 6, n_candidates=5)
     cut, d_cut = Collator(m).prompts(ex), Collator(m).prompt_ids(d)[0]
-    m.recipe = replace(base, model=replace(base.model, seq_readout="answer"))
+    m.recipe = replace(base, items=replace(base.items, readout="answer"))
     full, d_full = Collator(m).prompts(ex), Collator(m).prompt_ids(d)[0]
     m.recipe = base
     assert d_cut == d_full  # a direct prompt (candidates, not a history) keeps its question

@@ -192,14 +192,14 @@ def test_training_with_a_sampled_softmax_runs_end_to_end(tmp_path):
     assert out["steps"] == 3 and (tmp_path / "run/last/config.yaml").is_file()
     assert 50 < out["peak_rss_mb"] < 64 * 1024  # MB: a Python process with torch loaded, on this machine
     import yaml
-    saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())["train"]
-    assert saved["item_negatives"] == 8 and "item_lr" not in saved
+    saved = yaml.safe_load((tmp_path / "run/last/config.yaml").read_text())
+    assert saved["items"]["negatives"] == 8 and "item_lr" not in saved["train"]
 
 
 def test_item_init_title_plus_image_on_a_dataset_without_images_is_a_clear_error(tmp_path):
     rec = tiny_recipe(steps=1)
-    rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init="title+image"))
-    with pytest.raises(ValueError, match="item_init=title\\+image needs item images"):
+    rec = dataclasses.replace(rec, items=dataclasses.replace(rec.items, init="title+image"))
+    with pytest.raises(ValueError, match="items.init=title\\+image needs item images"):
         train(rec, cyclic_dataset(tmp_path), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
@@ -216,7 +216,7 @@ def test_item_init_title_plus_cf_starts_from_the_training_cooccurrence(tmp_path)
     rows = {}
     for init in ("title", "title+cf"):
         rec = tiny_recipe(steps=1, warmup=1.0)
-        rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init=init))
+        rec = dataclasses.replace(rec, items=dataclasses.replace(rec.items, init=init))
         train(rec, data, tmp_path / init, progress=False)
         rows[init] = load_file(str(tmp_path / init / "last/trainable.safetensors"))["item_emb.weight"]
     assert not (rows["title"] == rows["title+cf"]).all(1).any()
@@ -264,7 +264,7 @@ def _uneven_dataset(tmp_path):
 def test_user_weights_draw_users_in_proportion_to_their_targets_or_windows(tmp_path):
     import numpy as np
 
-    from genrec.config import TrainConfig
+    from genrec.config import TasksConfig
     from genrec.prompts import load_templates
     from genrec.train import mixture, sample_batch, user_probabilities
 
@@ -273,10 +273,10 @@ def test_user_weights_draw_users_in_proportion_to_their_targets_or_windows(tmp_p
     from genrec.data.examples import n_train_items
     order = np.argsort([n_train_items(ds, u) for u in users])  # the 5-, 12- and 30-interaction users
     assert [n_train_items(ds, u) for u in users[order]] == [3, 10, 28]
-    assert user_probabilities(ds, users, TrainConfig(user_weights="uniform")) is None
-    p_int = user_probabilities(ds, users, TrainConfig(user_weights="interactions", max_history=4))
-    p_win = user_probabilities(ds, users, TrainConfig(user_weights="windows", max_history=4))
-    p_win10 = user_probabilities(ds, users, TrainConfig(user_weights="windows", max_history=10))
+    assert user_probabilities(ds, users, TasksConfig(user_weights="uniform")) is None
+    p_int = user_probabilities(ds, users, TasksConfig(user_weights="interactions", max_history=4))
+    p_win = user_probabilities(ds, users, TasksConfig(user_weights="windows", max_history=4))
+    p_win10 = user_probabilities(ds, users, TasksConfig(user_weights="windows", max_history=10))
     np.testing.assert_allclose(p_int[order], np.array([2, 9, 27]) / 38)  # targets 2, 9, 27
     np.testing.assert_allclose(p_win[order], np.array([4, 9, 27]) / 40)  # max(targets, 4)
     np.testing.assert_allclose(p_win10[order], np.array([10, 10, 27]) / 47)  # max(targets, 10)
@@ -298,19 +298,34 @@ def test_user_weights_draw_users_in_proportion_to_their_targets_or_windows(tmp_p
 
     import yaml
     train(tiny_recipe(steps=2, user_weights="windows"), tmp_path / "ds", tmp_path / "run", progress=False)
-    assert yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())["train"]["user_weights"] == "windows"
+    assert yaml.safe_load((tmp_path / "run/best/config.yaml").read_text())["tasks"]["user_weights"] == "windows"
+
+
+def test_moved_keys_load_from_either_place_and_both_is_an_error(tmp_path):
+    from genrec.config import ConfigError, load_recipe
+    tiny = Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml"
+    r = load_recipe(tiny, {"train.mask_seen": True, "train.max_history": 7, "model.item_tokens": "atomic"})
+    assert (r.items.mask_seen, r.tasks.max_history, r.items.tokens) == (True, 7, "atomic")
+    old = tmp_path / "old.yaml"
+    old.write_text("model: {item_tokens: atomic, item_dropout: 0.2}\ntrain: {steps: 3, mixture: {sequential: 1}}\n")
+    r = load_recipe(old)
+    assert (r.items.tokens, r.items.dropout, r.tasks.mixture, r.train.steps) == ("atomic", 0.2, {"sequential": 1}, 3)
+    both = tmp_path / "both.yaml"
+    both.write_text("items: {tokens: text}\nmodel: {item_tokens: atomic}\n")
+    with pytest.raises(ConfigError, match="model.item_tokens is the old name of items.tokens"):
+        load_recipe(both)
 
 
 def test_unknown_user_weights_is_a_config_error():
-    from genrec.config import ConfigError, TrainConfig, load_recipe
+    from genrec.config import ConfigError, TasksConfig, load_recipe
     with pytest.raises(ConfigError, match="user_weights"):
-        load_recipe(Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml", {"train.user_weights": "sqrt"})
-    TrainConfig(user_weights="windows")
+        load_recipe(Path(__file__).resolve().parent.parent / "adapters" / "tiny.yaml", {"tasks.user_weights": "sqrt"})
+    TasksConfig(user_weights="windows")
 
 
 def test_mask_seen_marks_the_users_items_before_the_prompt_and_trains(cyc, tmp_path):
     """seen_before: the items the user had before the first item the prompt shows (by hand on the
-    cyclic data); a short run with train.mask_seen trains and records the key; config errors."""
+    cyclic data); a short run with items.mask_seen trains and records the key; config errors."""
     import numpy as np
 
     from genrec.batches import Collator, make_example, seen_before
@@ -338,10 +353,10 @@ def test_mask_seen_marks_the_users_items_before_the_prompt_and_trains(cyc, tmp_p
     summary = train(rec, cyc, tmp_path / "r", progress=False, log=lambda *_: None)
     assert summary["steps"] == 20
     import yaml
-    assert yaml.safe_load((tmp_path / "r/last/config.yaml").read_text())["train"]["mask_seen"] is True
-    with pytest.raises(ConfigError, match="train.mask_seen"):
+    assert yaml.safe_load((tmp_path / "r/last/config.yaml").read_text())["items"]["mask_seen"] is True
+    with pytest.raises(ConfigError, match="items.mask_seen"):
         tiny_recipe(mask_seen=True, item_negatives=4)
-    with pytest.raises(ConfigError, match="train.mask_seen applies to atomic"):
+    with pytest.raises(ConfigError, match="items.mask_seen applies to atomic"):
         tiny_recipe(item_tokens="text", mask_seen=True)
 
 
@@ -360,10 +375,17 @@ def test_removed_options_load_at_their_old_default_and_are_refused_otherwise(tmp
     u = rec.ds.user_raw_ids[0]
     want = rec.recommend(u, 5)
     cfg = yaml.safe_load((ck / "config.yaml").read_text())
+    # the layout before the recipe was regrouped: items.* and tasks.* lived in model and train
+    items, tasks = cfg.pop("items"), cfg.pop("tasks")
+    cfg["model"].update(item_tokens=items["tokens"], item_init=items["init"], seq_readout=items["readout"],
+                        item_dropout=items["dropout"])
+    cfg["train"].update(dense_items=items["dense"], item_negatives=items["negatives"], mask_seen=items["mask_seen"],
+                        **tasks)
     cfg["model"].update(item_tie=False, item_rank=0)
     cfg["train"].update(ema=0.0, label_smoothing=0.0, item_lr=None, recent_windows=0.0)
     (ck / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    assert Recommender.from_pretrained(ck, device="cpu").recommend(u, 5) == want
+    old = Recommender.from_pretrained(ck, device="cpu")
+    assert old.recommend(u, 5) == want and old.model.recipe == rec.model.recipe
     for section, key, value in (("train", "ema", 0.995), ("train", "label_smoothing", 0.1),
                                 ("model", "item_tie", True), ("model", "item_rank", 64)):
         cls = TrainConfig if section == "train" else ModelConfig

@@ -137,7 +137,7 @@ def test_training_starts_pictured_items_from_title_plus_image(tmp_path, images):
     rows = {}
     for init in ("title", "title+image"):
         rec = tiny_recipe(steps=1, warmup=1.0, max_history=2, candidates=2)
-        rec = dataclasses.replace(rec, model=dataclasses.replace(rec.model, item_init=init))
+        rec = dataclasses.replace(rec, items=dataclasses.replace(rec.items, init=init))
         with pytest.warns(UserWarning):  # random-weight CLIP stand-in
             train(rec, tmp_path / "ds", tmp_path / init, progress=False)
         rows[init] = load_file(str(tmp_path / init / "last/trainable.safetensors"))["item_emb.weight"]

@@ -40,9 +40,9 @@ def recipe_keys_help(width: int = 100) -> str:
     """Every recipe key with its default and help text, for `genrec train --help`."""
     import textwrap
 
-    from genrec.config import Recipe
+    from genrec.config import SECTIONS, Recipe
     lines = ["recipe keys (override any of them as --section.key value, e.g. --train.steps 50):"]
-    for sec in ("data", "model", "adapter", "train"):
+    for sec in SECTIONS:
         cls = typing.get_type_hints(Recipe)[sec]
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else None

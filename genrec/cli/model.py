@@ -114,7 +114,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     model, ds, feats = load_checkpoint(ck, ns.data, ns.device)
     t0 = time.perf_counter()
     res = evaluate(model, ds, feats, ns.split, ns.users, fams, ns.templates,
-                   ns.max_history or model.recipe.train.max_history, not ns.keep_history, ns.batch_size,
+                   ns.max_history or model.recipe.tasks.max_history, not ns.keep_history, ns.batch_size,
                    ns.num_beams, progress=not ns.quiet)
     res["seconds"] = round(time.perf_counter() - t0, 1)
     res["users_per_s"] = round(res["users"] * len(fams) / max(res["seconds"], 1e-9), 3)

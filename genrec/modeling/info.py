@@ -21,9 +21,8 @@ def model_info(recipe: Recipe, n_items: int = 1000) -> dict:
         from genrec.modeling.backbone import tiny_tokenizer
         bb = replace(bb, tokenizer=tiny_tokenizer(bb.kind))
     r = replace(recipe, model=replace(recipe.model, quantize="none"))
-    atomic = r.model.item_tokens == "atomic"
-    counted = replace(r, model=replace(r.model, item_tokens="text"),  # the item table is counted below
-                      train=replace(r.train, mask_seen=False))
+    atomic = r.items.tokens == "atomic"
+    counted = replace(r, items=replace(r.items, tokens="text", mask_seen=False))  # the item table: counted below
     m = GenRecModel(counted, bb)
     train, total = m.parameter_counts()
     groups: dict[str, int] = {}

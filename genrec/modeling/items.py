@@ -59,7 +59,7 @@ def item_cross_entropy(table: ItemTable, h: torch.Tensor, y: torch.Tensor, seen:
     rows = table.out_rows()
     n_items = rows.shape[0]
     if seen is not None and n_neg and training:
-        raise ValueError("seen-item masking needs the full softmax (train.item_negatives 0)")
+        raise ValueError("seen-item masking needs the full softmax (items.negatives 0)")
     if not training or not n_neg or n_neg >= n_items:
         logits = table.logits(h).float()  # [N, I]
         if seen is not None:

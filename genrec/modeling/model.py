@@ -28,7 +28,7 @@ from transformers.utils import ModelOutput
 
 from genrec.checkpoint import CheckpointError, read_config
 from genrec.files import atomic_dir
-from genrec.config import TASK_FAMILIES, Recipe, from_dict, to_dict
+from genrec.config import SECTIONS, TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
 from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone, set_attention_dropout
 from genrec.modeling.items import (ItemCodec, ItemTable, add_atomic_tokens, cf_rows, item_cross_entropy, items_so_far,
@@ -82,20 +82,20 @@ class GenRecModel(nn.Module):
         self.codec: ItemCodec | None = None
         if item_ids is not None:
             self.attach_items(item_ids, titles, item_counts, item_images, item_cf)
-        elif recipe.model.item_tokens == "atomic":
-            raise ValueError("model.item_tokens=atomic needs the dataset's item IDs")
+        elif recipe.items.tokens == "atomic":
+            raise ValueError("items.tokens=atomic needs the dataset's item IDs")
         set_trainable(self, a.train_layer_norms)
 
     def attach_items(self, item_ids: list[str], titles: list[str] | None = None, item_counts=None,
                      item_images: tuple | None = None, item_cf=None) -> None:
         """Bind the catalogue: the item codec and, for atomic tokens, the trainable item table.
 
-        item_images: (features [I, C], has_image [I] bool) — used when model.item_init is
+        item_images: (features [I, C], has_image [I] bool) — used when items.init is
         title+image (a checkpoint's rows are loaded afterwards, so only training reads it);
         item_cf: collaborative vectors [I, d] (genrec.data.indexing.cooccurrence_vectors), used when
-        model.item_init is title+cf."""
+        items.init is title+cf."""
         offset = None
-        if self.recipe.model.item_tokens == "atomic":
+        if self.recipe.items.tokens == "atomic":
             base_emb = self.base_model().get_input_embeddings()
             fill = base_emb.num_embeddings - len(self.tokenizer)
             if fill > 0:  # T5's matrix has spare rows beyond its tokenizer: item ids must start after them
@@ -104,12 +104,12 @@ class GenRecModel(nn.Module):
             if offset < base_emb.num_embeddings:
                 raise ValueError("atomic item ids overlap the backbone vocabulary")
             init = title_init(base_emb, self.tokenizer, list(titles) if titles else [""] * len(item_ids))
-            if self.recipe.model.item_init == "title+image" and item_images is not None:
+            if self.recipe.items.init == "title+image" and item_images is not None:
                 feats, has = item_images
                 with torch.no_grad():
                     vis = self.visual_proj(feats.to(self.device, self.visual_proj.fc1.weight.dtype))  # [I, K, D]
                 init = mix_init(init, vis.mean(1).cpu(), torch.as_tensor(has, dtype=torch.bool))
-            if self.recipe.model.item_init == "title+cf" and item_cf is not None:
+            if self.recipe.items.init == "title+cf" and item_cf is not None:
                 cf = torch.as_tensor(item_cf, dtype=torch.float32)  # [I, d]
                 init = mix_init(init, cf_rows(cf, init.shape[1]), cf.abs().sum(1) > 0)
             self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
@@ -118,7 +118,7 @@ class GenRecModel(nn.Module):
                 if item_counts is not None:
                     prior = torch.log1p(torch.as_tensor(item_counts, dtype=torch.float32))
                     self.item_emb.bias.copy_(prior - prior.mean())
-        self.codec = ItemCodec(self.recipe.model.item_tokens, item_ids, self.tokenizer, offset,
+        self.codec = ItemCodec(self.recipe.items.tokens, item_ids, self.tokenizer, offset,
                                space_prefix=not self.is_encoder_decoder)
 
     # ---------------------------------------------------------------- helpers
@@ -157,7 +157,7 @@ class GenRecModel(nn.Module):
             is_item = input_ids >= off  # [B, T]
             emb = table(input_ids.masked_fill(is_item, 0))  # [B, T, D]
             items = self.item_emb((input_ids - off).clamp(min=0)).to(emb.dtype)  # [B, T, D]
-            p = self.recipe.model.item_dropout
+            p = self.recipe.items.dropout
             if p and self.training:
                 items = nn.functional.dropout(items, p)
             emb = torch.where(is_item.unsqueeze(-1), items, emb)
@@ -178,7 +178,7 @@ class GenRecModel(nn.Module):
         position; with dense_items (decoder-only) also at every position followed by an item token.
         seen_before [B, I] bool (with item_targets): items the user had before the prompt's first
         item; each target's softmax then leaves out those and the prompt's items before it
-        (train.mask_seen), never the target itself.
+        (items.mask_seen), never the target itself.
         target_len (decoder-only, left-padded, with labels): token cross-entropy with logits computed
         only at the last target_len + 1 positions (the rest are never needed).
         Keeping the loss inside forward lets a DDP-wrapped model synchronise gradients.
@@ -286,13 +286,13 @@ class GenRecModel(nn.Module):
         return items_so_far(input_ids, self.codec.offset, len(self.codec))
 
     def _item_loss(self, h: torch.Tensor, y: torch.Tensor, seen: torch.Tensor | None = None) -> ModelOutput:
-        loss, logits = item_cross_entropy(self.item_emb, h, y, seen, self.recipe.train.item_negatives, self.training)
+        loss, logits = item_cross_entropy(self.item_emb, h, y, seen, self.recipe.items.negatives, self.training)
         return ModelOutput(loss=loss, logits=logits)
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[.., I] scores of every atomic item token (the item block of the output layer)."""
         if self.item_emb is None:
-            raise ValueError("item_logits needs model.item_tokens=atomic")
+            raise ValueError("item_logits needs items.tokens=atomic")
         return self.item_emb.logits(hidden)
 
     # ---------------------------------------------------------------- serving
@@ -360,7 +360,7 @@ class GenRecModel(nn.Module):
         version = raw.pop("genrec_checkpoint", None)
         if version != CHECKPOINT_VERSION:
             raise CheckpointError(f"{path}: checkpoint format {version}, this genrec reads {CHECKPOINT_VERSION}")
-        raw = {k: v for k, v in raw.items() if k in ("name", "description", "data", "model", "adapter", "train")}
+        raw = {k: v for k, v in raw.items() if k in ("name", "description", *SECTIONS)}
         recipe = from_dict(Recipe, raw, str(cfg_file))
         ids_file = path / "item_ids.json"
         item_ids = json.loads(ids_file.read_text(encoding="utf-8")) if ids_file.is_file() else None

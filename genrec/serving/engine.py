@@ -99,7 +99,7 @@ def check_servable(model) -> None:
     if model.is_encoder_decoder:
         raise EngineError("vLLM V1 has no encoder-decoder (T5) support: serve this checkpoint with --engine hf")
     if model.codec.mode != "atomic":
-        raise EngineError("the vLLM engine serves atomic item tokens (model.item_tokens=atomic, the default "
+        raise EngineError("the vLLM engine serves atomic item tokens (items.tokens=atomic, the default "
                           f"recipe); this checkpoint writes items as {model.codec.mode!r} IDs: use --engine hf")
 
 
