@@ -379,6 +379,11 @@ def test_the_stock_openai_client_plain_streamed_and_with_a_key(engine):
         text = "".join(c.choices[0].delta.content or "" for c in
                        client.chat.completions.create(model="genrec", messages=msgs, stream=True))
         assert text == r.choices[0].message.content
+        # the usual client case: no user at all, taste from the conversation
+        anon = client.chat.completions.create(model="genrec", messages=[
+            {"role": "system", "content": "You are a helpful movie recommender."},
+            {"role": "user", "content": "I loved Toy Story and Heat. Something similar, no horror?"}])
+        assert "Here are 5" in anon.choices[0].message.content and "Toy Story" in anon.choices[0].message.content
     with LiveServer(create_app(engine, timeout_s=60, api_key="k3y")) as srv:
         good = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="k3y", max_retries=0)
         assert good.chat.completions.create(model="genrec", messages=msgs).choices[0].message.content

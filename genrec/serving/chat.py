@@ -69,7 +69,6 @@ class Router:
         self.ds = ds
         self.titles = TitleIndex(ds)
         self.genre_words = Genres(ds)
-        self.genres = self.genre_words.categories
 
     # ------------------------------------------------------------------ context
     def _user(self, messages: list[dict], hint: str | None) -> tuple[str | None, str | None]:
@@ -229,7 +228,7 @@ class Router:
         extra = len(intent.exclude) + (intent.k * 20 if self.filtered(intent) else 0)
         return max(1, min(n_unseen, intent.k + extra))
 
-    def _cats(self, i: int) -> set[str]:
+    def categories(self, i: int) -> set[str]:
         return {c.strip().lower() for c in re.split(r"[|,;]", str(self.ds.items["category"].iat[i] or ""))}
 
     def refine(self, intent: Intent, ranked: list[tuple[int, float]], history: list[int]) -> list[tuple[int, float]]:
@@ -248,7 +247,7 @@ class Router:
             lo, hi = intent.years
             out = [(i, s) for i, s in out if not pd.isna(year.iat[i]) and lo <= int(year.iat[i]) <= hi]
         if intent.genres:
-            out = [(i, s) for i, s in out if set(intent.genres) <= self._cats(i)]
+            out = [(i, s) for i, s in out if set(intent.genres) <= self.categories(i)]
         if intent.avoid:
-            out = [(i, s) for i, s in out if not set(intent.avoid) & self._cats(i)]
+            out = [(i, s) for i, s in out if not set(intent.avoid) & self.categories(i)]
         return out[:intent.k]

@@ -152,8 +152,8 @@ class Replier:
                    "history, and a recommendation only offers what is new."
         if item in set(intent.dislikes):
             return f"You said you didn't like {title} [item {iid}], so I leave it out."
-        if intent.avoid and set(intent.avoid) & self.router._cats(item):
-            return f"{title} [item {iid}] is {' and '.join(set(intent.avoid) & self.router._cats(item))}, " \
+        if intent.avoid and set(intent.avoid) & self.router.categories(item):
+            return f"{title} [item {iid}] is {' and '.join(set(intent.avoid) & self.router.categories(item))}, " \
                    "which you asked me to leave out."
         whose = "your" if intent.user is None else f"user {intent.user}’s"
         if hist:
