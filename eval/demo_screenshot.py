@@ -2,9 +2,9 @@
 
     .venv/bin/python eval/demo_screenshot.py --checkpoint genrec-quickstart/run/best [--user 196]
 
-Starts the demo server (transformers engine) on loopback, opens the page for a user, asks for
-recommendations, a follow-up, a pick between typed titles and an explanation, and saves the
-screenshot plus the conversation as text (docs/demo.txt).
+Starts the demo server (transformers engine) on loopback, opens the page for a user, says a title
+they loved, rules out a genre, asks for something older, a pick between typed titles and an
+explanation, and saves the screenshot plus the conversation as text (docs/demo.txt).
 """
 from __future__ import annotations
 
@@ -35,14 +35,14 @@ def main() -> None:
     if reason:
         sys.exit(f"demo_screenshot: {reason}")
     engine = load_engine("hf", ns.checkpoint, ns.data, "cpu")
-    user = ns.user or engine.rec.ds.user_ids[0]
+    user = ns.user or engine.rec.ds.user_raw_ids[0]
     with LiveServer(create_app(engine, checkpoint=ns.checkpoint)) as live:
         d = chromium(1280, 980)
         try:
             d.get(f"{live.url}/?user={user}")
             wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#history li"))
-            for msg in ("What should I watch next? top 4", "Something older?",
-                        "Pick the best of Heat, Casino and Fargo for me", "Why would I like the second one?"):
+            for msg in ("I loved Toy Story, what next? top 4", "No comedies, please", "Something older?",
+                        "Pick the best of Heat, Casino and Fargo for me", "Why would I like the first one?"):
                 send(d, msg, timeout=300)
             log = "\n\n".join(e.text for e in d.find_elements(By.CSS_SELECTOR, ".msg"))
             atomic_write_bytes(ns.out, d.get_screenshot_as_png())

@@ -135,3 +135,12 @@ def test_items_mentioned_twice_in_a_reply_count_once(router, ml100k):
     reply = f"The best of these is X [item {a}]. Full ranking:\n1. X [item {a}]\n2. Y [item {b}]"
     it = router.route(msgs("pick one", reply, "why would I like the second one?"), user_hint=ml100k.user_raw_ids[0])
     assert it.kind == "explanation" and it.items == [ml100k.item_by_raw[b]]
+
+
+def test_a_reply_heading_names_its_constraints():
+    from genrec.serving.chat import Intent
+    from genrec.serving.reply import _filters
+    assert _filters(Intent("sequential", era="older", genres=["comedy"], years=(1980, 1989), avoid=["horror"])) == \
+        (" older comedy", " from 1980–1989, no horror")
+    assert _filters(Intent("sequential", years=(0, 1959))) == ("", " before 1960")
+    assert _filters(Intent("sequential")) == ("", "")

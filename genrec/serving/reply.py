@@ -22,15 +22,17 @@ from genrec.serving.chat import Intent
 WHY_NOT_DEPTH = 100  # "why not X?": how far down this person's ranking X is looked for
 
 
-def _filters(intent: Intent) -> str:
-    era = {"older": " older", "newer": " newer"}.get(intent.era or "", "")
-    span = ""
+def _filters(intent: Intent) -> tuple[str, str]:
+    """("older comedy", " from 1980–1989, no horror"): the words before and after "picks"."""
+    era = {"older": "older", "newer": "newer"}.get(intent.era or "", "")
+    before = " ".join(x for x in [era, *intent.genres] if x)
+    after = []
     if intent.years:
         lo, hi = intent.years
-        span = f" from {lo}–{hi}" if hi < 9999 and lo > 0 else (f" before {hi + 1}" if lo == 0 else f" from {lo} on")
-    genres = (" " + " ".join(intent.genres)) if intent.genres else ""
-    avoid = f" (no {', '.join(intent.avoid)})" if intent.avoid else ""
-    return era + genres + span + avoid
+        after.append(f"from {lo}–{hi}" if hi < 9999 and lo > 0 else (f"before {hi + 1}" if lo == 0 else f"from {lo} on"))
+    if intent.avoid:
+        after.append("no " + ", ".join(intent.avoid))
+    return (" " + before if before else ""), (" " + ", ".join(after) if after else "")
 
 
 class Replier:
@@ -88,19 +90,21 @@ class Replier:
         else:
             ranked = self.popular(ex)
         picked = self.router.refine(intent, ranked, hist)
+        before, after = _filters(intent)
         if not picked:
-            return f"I found nothing{_filters(intent)} among the top candidates. Try asking without the filter."
+            return f"I found nothing{before}{after} among the top candidates. Try asking without the filter."
         meta["items"] = [self.rec.item_info(i, s) for i, s in picked]
         n = len(picked)
         if hist:
-            head = f"Here {'is' if n == 1 else 'are'} {n}{_filters(intent)} pick{'' if n == 1 else 's'} for {self.who(intent)}"
+            head = f"Here {'is' if n == 1 else 'are'} {n}{before} pick{'' if n == 1 else 's'}{after and ',' + after} for " \
+                   f"{self.who(intent)}"
             if intent.likes:
                 liked = ", ".join(self.ds.title(i) for i in intent.likes[-3:])
                 head += f" (with what you liked: {liked})"
             head += ":"
         else:
             head = (f"Tell me a few titles you liked (“I loved {self.ds.title(picked[0][0])}”) and I'll tailor "
-                    f"these. For now, the {n} most popular{_filters(intent)} here:")
+                    f"these. For now, the {n} most popular{before} titles here{after and ',' + after}:")
         if intent.unresolved:
             head = "I couldn't find " + ", ".join(f"“{u}”" for u in intent.unresolved) + " in this catalogue. " + head
         return head + "\n" + lines(meta["items"])
