@@ -96,8 +96,8 @@ class Replier:
         meta["items"] = [self.rec.item_info(i, s) for i, s in picked]
         n = len(picked)
         if hist:
-            head = f"Here {'is' if n == 1 else 'are'} {n}{before} pick{'' if n == 1 else 's'}{after and ',' + after} for " \
-                   f"{self.who(intent)}"
+            head = f"Here {'is' if n == 1 else 'are'} {n}{before} pick{'' if n == 1 else 's'} for {self.who(intent)}" \
+                   f"{after and ',' + after}"
             if intent.likes:
                 liked = ", ".join(self.ds.title(i) for i in intent.likes[-3:])
                 head += f" (with what you liked: {liked})"
