@@ -153,3 +153,15 @@ def test_the_judge_catches_a_wrong_route(router, ml100k):
     assert judge(router, ml100k, ["why not Heat?"], False, {"kind": "explanation"}) == \
         ["kind: got 'why_not', want 'explanation'"]
     assert judge(router, ml100k, ["recommend 3"], False, {"k": 4}) == ["k: got 3, want 4"]
+
+
+def test_a_hostile_message_costs_a_bounded_number_of_title_lookups(router, ml100k, monkeypatch):
+    """A 2,000-character list of junk (and junk after every like/dislike cue) is cut to a few pieces
+    before any title lookup, so one message cannot ask for unbounded work."""
+    calls = []
+    real = router.titles.resolve
+    monkeypatch.setattr(router.titles, "resolve", lambda text, fuzzy=True: calls.append(text) or real(text, fuzzy))
+    junk = ", ".join(["qzx"] * 600)[:1990]
+    router.route([{"role": "user", "content": "pick the best of " + junk}], ml100k.user_raw_ids[0])
+    router.route([{"role": "user", "content": ("I loved " + "qzx, " * 30) * 8}], ml100k.user_raw_ids[0])
+    assert 0 < len(calls) < 2000

@@ -44,6 +44,7 @@ CLAUSE_END = re.compile(r"[.?!;]|\s[-–—]\s|,?\s+(?:what|which|can|could|woul
 SPLIT = re.compile(r",|\s+&\s+|\s+and\s+|\s+or\s+|\s+nor\s+|/", re.I)
 FILLER = re.compile(r"^(?:the (?:movie|film)s?|movies?|films?|watching|seeing|(?:a|an|any|some)\s+(?=\w+s\b)|"
                     r"(?:a|an)\s+(?=[a-z-]+\s*$)|a lot of|lots of|much|very much|so much)\s+", re.I)
+MAX_PIECES, MAX_RUN, MAX_CUES = 16, 6, 8  # bounds on the work one message can ask for
 # common ways of naming a genre -> the dataset categories it means (kept only if the dataset has them)
 SYNONYMS = {"science fiction": ["sci-fi"], "scifi": ["sci-fi"], "sci fi": ["sci-fi"],
             "kids": ["children's"], "children": ["children's"], "family": ["children's"],
@@ -211,11 +212,11 @@ def split_titles(text: str, titles: TitleIndex, genres: Genres | None = None) ->
     """(phrase, item or None, the words that named it) for each title in a list ("Heat, Casino and
     Fargo"); a title holding a separator ("Sense and Sensibility") is kept whole when it names one;
     a piece that names a genre ("horror") is left unresolved."""
-    bits = SPLIT.split(text)
+    bits = SPLIT.split(text)[:MAX_PIECES]  # a list longer than anyone types is cut (and costs no more)
     seps = SPLIT.findall(text)
     out, j = [], 0
     while j < len(bits):
-        for end in range(len(bits), j + 1, -1):  # the longest run of pieces that is one exact title
+        for end in range(min(len(bits), j + MAX_RUN), j + 1, -1):  # the longest run of pieces that is one title
             whole = "".join(b + (seps[n] if n < end - 1 else "") for n, b in enumerate(bits[j:end], j))
             i = titles.resolve(_clean(whole), fuzzy=False)
             if i is not None:
@@ -242,7 +243,8 @@ def read_taste(text: str, titles: TitleIndex, genres: Genres) -> Said:
     phrase before them; genres named anywhere else are asked for."""
     said, rest = Said(), text
     spans = []
-    for m in re.finditer(DISLIKE.pattern + "|" + LIKE.pattern, text, re.I):
+    cues = re.finditer(DISLIKE.pattern + "|" + LIKE.pattern, text, re.I)
+    for m in (m for n, m in enumerate(cues) if n < MAX_CUES):
         negative = DISLIKE.fullmatch(m.group(0)) is not None
         tail = text[m.end():]
         end = CLAUSE_END.search(tail)
