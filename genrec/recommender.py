@@ -156,7 +156,8 @@ class Recommender:
         if user is None and history is None:
             raise RecommenderError("name a user or give a history (item IDs the person liked)")
         u = None if user is None else self.user_index(user)
-        hist = [self.item_index(i) for i in history] if history is not None else self.history(user)
+        hist = [self.item_index(i) for i in history] if history is not None else \
+            [int(i) for i in self.ds.sequence(u)]
         return u, hist
 
     def _check_k(self, k: int) -> None:

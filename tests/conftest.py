@@ -33,3 +33,24 @@ def ml100k_dir(tmp_path_factory) -> Path:
 def ml100k(ml100k_dir):
     from genrec.data.dataset import PreparedDataset
     return PreparedDataset.load(ml100k_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(ml100k_dir, tmp_path_factory) -> Path:
+    """The tiny recipe trained 3 steps on MovieLens-100K with all three task families, once per session
+    (the serving, chat and browser tests read it; none writes to it)."""
+    from genrec.train import train
+    from tests.helpers import tiny_recipe
+
+    tmp = tmp_path_factory.mktemp("tiny-run")
+    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
+          progress=False)
+    return tmp / "run/last"
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_checkpoint):
+    """The transformers engine on `tiny_checkpoint`."""
+    from genrec.recommender import Recommender
+    from genrec.serving.engine import HFEngine
+    return HFEngine(Recommender.from_pretrained(tiny_checkpoint, device="cpu"))

@@ -8,20 +8,12 @@ pytest.importorskip("httpx", reason="the API tests need httpx: pip install 'genr
 from fastapi.testclient import TestClient  # noqa: E402
 
 from genrec.claims import Checker  # noqa: E402
-from genrec.recommender import Recommender  # noqa: E402
-from genrec.serving.engine import HFEngine  # noqa: E402
 from genrec.serving.server import create_app  # noqa: E402
-from genrec.train import train  # noqa: E402
-from tests.helpers import tiny_recipe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def live(ml100k_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("chat")
-    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
-          progress=False)
-    engine = HFEngine(Recommender.from_pretrained(tmp / "run/last", device="cpu"))
-    return TestClient(create_app(engine, timeout_s=60), base_url="http://localhost"), engine.rec
+def live(tiny_engine):
+    return TestClient(create_app(tiny_engine, timeout_s=60), base_url="http://localhost"), tiny_engine.rec
 
 
 def title_of(rec, title):

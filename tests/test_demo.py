@@ -9,20 +9,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(REASON is not None, reason
 
 
 @pytest.fixture(scope="module")
-def site(ml100k_dir, tmp_path_factory):
-    from genrec.recommender import Recommender
-    from genrec.serving.engine import HFEngine
+def site(tiny_engine):
     from genrec.serving.server import create_app
-    from genrec.train import train
     from tests.browser import LiveServer
-    from tests.helpers import tiny_recipe
 
-    tmp = tmp_path_factory.mktemp("demo")
-    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
-          progress=False)
-    engine = HFEngine(Recommender.from_pretrained(tmp / "run/last", device="cpu"))
-    with LiveServer(create_app(engine)) as live:
-        yield live, engine.rec.ds
+    with LiveServer(create_app(tiny_engine)) as live:
+        yield live, tiny_engine.rec.ds
 
 
 @pytest.fixture(scope="module")

@@ -13,24 +13,18 @@ pytest.importorskip("fastapi", reason="the HTTP API needs the api extra: pip ins
 httpx = pytest.importorskip("httpx", reason="the API tests need httpx: pip install 'genrec[api]'")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from genrec.recommender import Recommender  # noqa: E402
 from genrec.serving.engine import HFEngine  # noqa: E402
 from genrec.serving.server import create_app  # noqa: E402
-from genrec.train import train  # noqa: E402
-from tests.helpers import tiny_recipe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def ckpt(ml100k_dir, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("serve")
-    train(tiny_recipe(steps=3, mixture={"sequential": 1, "direct": 1, "explanation": 1}), ml100k_dir, tmp / "run",
-          progress=False)
-    return tmp / "run/last"
+def ckpt(tiny_checkpoint):
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
-def engine(ckpt):
-    return HFEngine(Recommender.from_pretrained(ckpt, device="cpu"))
+def engine(tiny_engine):
+    return tiny_engine
 
 
 @pytest.fixture(scope="module")

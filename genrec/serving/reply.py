@@ -45,7 +45,8 @@ class Replier:
     # ------------------------------------------------------------------ helpers
     def history(self, intent: Intent) -> list[int]:
         own = self.rec.history(intent.user) if intent.user is not None else []
-        return own + [i for i in intent.likes if i not in set(own)]
+        seen = set(own)
+        return own + [i for i in intent.likes if i not in seen]
 
     def _raw(self, items: list[int]) -> list[str]:
         return [self.ds.item_raw_ids[i] for i in items]
@@ -74,9 +75,7 @@ class Replier:
     def true_sentence(self, item: int, hist: list[int]) -> str:
         text = metadata_explanation(self.ds, item, hist)[0]
         if self.checker is not None and not self.checker.link_possible(item, set(hist)):
-            k, n = self.similar_share(item, hist)
-            if n:
-                text += f" {k:,} of the {n:,} people here who watched your recent films also watched it."
+            text += self._share(item, hist)
         return text
 
     # ------------------------------------------------------------------ tasks
@@ -156,9 +155,9 @@ class Replier:
                    "history, and a recommendation only offers what is new."
         if item in set(intent.dislikes):
             return f"You said you didn't like {title} [item {iid}], so I leave it out."
-        if intent.avoid and set(intent.avoid) & self.router.categories(item):
-            return f"{title} [item {iid}] is {' and '.join(set(intent.avoid) & self.router.categories(item))}, " \
-                   "which you asked me to leave out."
+        ruled_out = set(intent.avoid) & self.router.categories(item)
+        if ruled_out:
+            return f"{title} [item {iid}] is {' and '.join(sorted(ruled_out))}, which you asked me to leave out."
         whose = "your" if intent.user is None else f"user {intent.user}’s"
         if hist:
             depth = min(WHY_NOT_DEPTH, self.ds.n_items - len(set(hist)))
