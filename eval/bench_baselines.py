@@ -51,12 +51,27 @@ def protocol(ds: PreparedDataset, scores, split: str) -> dict:
 
 
 def early_stopping(train_epoch, valid_scores, ds, patience: int, max_epochs: int, max_minutes: float,
-                   snapshot, restore) -> dict:
-    """The loop every trained baseline shares: one epoch, validate, keep the best, stop on patience."""
-    curve, best, best_state, since = [], -1.0, None, 0
-    t0 = time.perf_counter()
+                   snapshot, restore, state=None, resume: Path | None = None) -> dict:
+    """The loop every trained baseline shares: one epoch, validate, keep the best, stop on patience.
+
+    With `resume`, the loop's state (`state`: (get, set) of the model's whole training state, the
+    curve, the best epoch's weights, the wall time spent so far) is written there after every epoch
+    and read back on start, so an interrupted run continues; `max_minutes` counts all its sessions.
+    """
+    import torch
+    curve, best, best_state, since, spent = [], -1.0, None, 0, 0.0
+    if resume and resume.exists():
+        ck = torch.load(resume, weights_only=False)
+        state[1](ck["model"])
+        curve, best, best_state, since, spent = ck["curve"], ck["best"], ck["best_state"], ck["since"], ck["spent"]
+        torch.set_rng_state(ck["rng"])
+        print(f"resumed from {resume} after epoch {len(curve)} ({spent:.0f} s)", flush=True)
+    t0 = time.perf_counter() - spent
     stopped = "epoch cap"
-    for epoch in range(1, max_epochs + 1):
+    done = lambda: since >= patience or (curve and curve[-1]["seconds"] > max_minutes * 60)  # noqa: E731
+    for epoch in range(len(curve) + 1, max_epochs + 1):
+        if done():
+            break
         train_epoch()
         v = protocol(ds, valid_scores, "valid")["sequential"]
         elapsed = time.perf_counter() - t0
@@ -68,12 +83,15 @@ def early_stopping(train_epoch, valid_scores, ds, patience: int, max_epochs: int
             best, best_state, since = v["ndcg@10"], snapshot(), 0
         else:
             since += 1
-        if since >= patience:
-            stopped = "early stopping"
-            break
-        if elapsed > max_minutes * 60:
-            stopped = "time cap"
-            break
+        if resume:
+            tmp = resume.with_suffix(".tmp")
+            torch.save({"model": state[0](), "curve": curve, "best": best, "best_state": best_state,
+                        "since": since, "spent": elapsed, "rng": torch.get_rng_state()}, tmp)
+            os.replace(tmp, resume)
+    if since >= patience:
+        stopped = "early stopping"
+    elif curve and curve[-1]["seconds"] > max_minutes * 60:
+        stopped = "time cap"
     restore(best_state)
     best_epoch = max(curve, key=lambda r: r["ndcg@10"])["epoch"]
     return {"converged": stopped == "early stopping", "stopped_by": stopped, "best_epoch": best_epoch,
@@ -126,8 +144,21 @@ def run_sasrec(ds: PreparedDataset, a) -> dict:
     def snapshot():
         return copy.deepcopy(model.torch_model.state_dict())
 
+    def get_state() -> dict:
+        return {"weights": snapshot(), "adam": copy.deepcopy(model.lightning_model.optimizer.state_dict())}
+
+    def set_state(st: dict) -> None:
+        # what the first fit_partial builds, then the saved weights and Adam's moments (RecTools
+        # keeps one optimizer across fit_partial calls)
+        model._build_model_from_dataset(data)
+        model.fit_trainer = copy.deepcopy(model._trainer)
+        model.is_fitted = True
+        model.torch_model.load_state_dict(st["weights"])
+        model.lightning_model.configure_optimizers().load_state_dict(st["adam"])
+
     train_info = early_stopping(train_epoch, scores("valid"), ds, a.patience, a.max_epochs, a.max_minutes,
-                                snapshot, lambda st: model.torch_model.load_state_dict(st))
+                                snapshot, lambda st: model.torch_model.load_state_dict(st), (get_state, set_state),
+                                a.resume)
     return {**train_info, "test": protocol(ds, scores("test"), "test"),
             "implementation": "RecTools 0.19 SASRecModel (loss softmax, 2 blocks, 2 heads, 64 factors, dropout 0.2, "
                               f"lr 1e-3, batch 128, max length {a.max_len})"}
@@ -206,8 +237,12 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=200)
     ap.add_argument("--max-minutes", type=float, default=120.0, help="time cap (then converged: false)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--resume", type=Path, help="sasrec: the training state, written after every epoch and "
+                    "continued from when it exists (an interrupted run goes on; the time cap counts all of it)")
     ap.add_argument("--out", help="result file (default eval/runs/baseline_<model>_<dataset>_seed<seed>.json)")
     a = ap.parse_args()
+    if a.resume and a.model != "sasrec":
+        ap.error("--resume is for --model sasrec")
     import logging
     import warnings
 
@@ -226,7 +261,7 @@ def main() -> None:
     else:
         res = (run_sasrec if a.model == "sasrec" else run_recbole)(ds, a)
     out = {"kind": "baseline", "dataset": name, "model": a.model, "seed": a.seed, "max_len": a.max_len,
-           "patience": a.patience, "threads": a.threads, "date": time.strftime("%Y-%m-%d"),
+           "patience": a.patience, "max_minutes": a.max_minutes, "threads": a.threads, "date": time.strftime("%Y-%m-%d"),
            "users": res["test"]["sequential"]["users"], **res}
     path = Path(a.out) if a.out else RUNS / f"baseline_{a.model}_{name}_seed{a.seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

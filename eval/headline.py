@@ -82,7 +82,8 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
         rows.append(group_row(NAMES["pop"], pop[:1]))
     for model in ("sasrec", "recbole"):
         rs = [r for r in test if r["model"] == model and r["selected_by"] == "valid"]
-        if rs:
+        rs = list({r["seed"]: r for r in sorted(rs, key=lambda r: float(r["train_seconds"] or 0))}.values())
+        if rs:  # a seed run again for longer (resumed past an earlier cap) replaces its shorter run
             row = group_row(NAMES[model] + ("" if all(r["converged"] == "true" for r in rs) else ", not converged"), rs)
             row["valid_ndcg@10"] = statistics.fmean(valid_score(f, "ndcg@10") for f in row["result_files"])
             rows.append(row)
