@@ -200,12 +200,66 @@ def candidate_scores_atomic(model: GenRecModel, batch: dict, candidates: list[li
 NO_REPEAT_NGRAM = 3
 
 
+def append_leads(batch: dict, leads: list[list[int]], pad: int) -> dict:
+    """A decoder-only prompt batch with each row's `leads` token ids appended after its prompt (the
+    answer's first words, fixed; both engines decode on from there), left-padded again."""
+    mask = batch["attention_mask"].bool()
+    rows = [batch["input_ids"][r][mask[r]].tolist() + lead for r, lead in enumerate(leads)]
+    width = max(len(x) for x in rows)
+    ids = torch.tensor([[pad] * (width - len(x)) + x for x in rows], dtype=torch.long)
+    att = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rows], dtype=torch.long)
+    return {**batch, "input_ids": ids, "attention_mask": att}
+
+
+def pad_id(model: GenRecModel) -> int:
+    tok = model.tokenizer
+    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+
+def lead_ids(model: GenRecModel, lead: str) -> list[int]:
+    """Token ids of an answer's fixed first words, tokenised as training tokenised targets."""
+    from genrec.modeling.items import text_ids
+    return text_ids(model.tokenizer, lead, space_prefix=not model.is_encoder_decoder) if lead else []
+
+
 @torch.no_grad()
 def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48,
-                  no_repeat_ngram: int = NO_REPEAT_NGRAM) -> list[str]:
+                  no_repeat_ngram: int = NO_REPEAT_NGRAM, leads: list[str] | None = None) -> list[str]:
     """Greedy free text (explanations, `ask`), never emitting the image placeholder and never
-    repeating an n-gram of `no_repeat_ngram` generated tokens (0 = allow repeats)."""
+    repeating an n-gram of `no_repeat_ngram` generated tokens (0 = allow repeats).
+
+    leads: per row, the answer's first words (`genrec.data.examples.explanation_lead`), fixed before
+    decoding and part of the returned text; "" or None for none."""
+    if not (leads and any(leads)):
+        return _generate(model, batch, max_new_tokens, no_repeat_ngram, None)
+    if len(leads) != batch["input_ids"].shape[0]:
+        raise ValueError("one lead per prompt row")
+    ids = [lead_ids(model, x) for x in leads]
+    if not model.is_encoder_decoder:
+        return _generate(model, append_leads(batch, ids, pad_id(model)), max_new_tokens, no_repeat_ngram, ids)
+    # T5: the lead starts the decoder; rows with leads of different lengths go one at a time
+    return [t for r in range(len(ids)) for t in _generate(model, _row(model, batch, r), max_new_tokens,
+                                                          no_repeat_ngram, ids[r:r + 1])]
+
+
+def _row(model: GenRecModel, batch: dict, r: int) -> dict:
+    """Row r of a prompt batch with its own image features (stored in prompt order, one per slot of
+    `visual_tokens` <img> tokens)."""
+    ids, feats = batch["input_ids"], batch.get("image_feats")
+    if feats is not None:
+        slots = (ids == model.image_token_id).sum(1).div(model.recipe.model.visual_tokens, rounding_mode="floor")
+        start = int(slots[:r].sum())
+        feats = feats[start:start + int(slots[r])] if int(slots[r]) else None
+    return {"input_ids": ids[r:r + 1], "attention_mask": batch["attention_mask"][r:r + 1], "image_feats": feats}
+
+
+def _generate(model: GenRecModel, batch: dict, max_new_tokens: int, no_repeat_ngram: int,
+              leads: list[list[int]] | None) -> list[str]:
     batch = on_device(batch, model.device)
+    kw = {}
+    if leads and model.is_encoder_decoder:  # one row: the decoder starts from its lead
+        start = model.backbone.config.decoder_start_token_id
+        kw["decoder_input_ids"] = torch.tensor([[start] + leads[0]], device=model.device)
     embeds = model.embed(batch["input_ids"], batch["image_feats"])
     bad = [[model.image_token_id]]
     with warnings.catch_warnings():  # "applies only to newly generated tokens": what is wanted here
@@ -213,7 +267,9 @@ def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48,
         out = model.backbone.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                       max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=bad,
                                       no_repeat_ngram_size=no_repeat_ngram,
-                                      pad_token_id=model.tokenizer.pad_token_id,
-                                      eos_token_id=model.tokenizer.eos_token_id)
-    skip = 1 if model.is_encoder_decoder else 0
-    return [model.tokenizer.decode(s[skip:], skip_special_tokens=True).strip() for s in out.tolist()]
+                                      pad_token_id=pad_id(model),
+                                      eos_token_id=model.tokenizer.eos_token_id, **kw)
+    if model.is_encoder_decoder:  # the decoder start (and a lead, kept) come back in the output
+        return [model.tokenizer.decode(s[1:], skip_special_tokens=True).strip() for s in out.tolist()]
+    leads = leads or [[]] * len(out)  # decoder-only returns the new tokens; a lead is part of the answer
+    return [model.tokenizer.decode(lead + s, skip_special_tokens=True).strip() for lead, s in zip(leads, out.tolist())]

@@ -149,3 +149,21 @@ def test_greedy_text_never_repeats_a_trigram(cyc, backbone):
     assert len(seen) == 4 and all(len(s) >= 5 for s in seen)
     for s in seen:
         assert len(set(_ngrams(s, 3))) == len(_ngrams(s, 3)), s
+
+
+@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-t5"])
+def test_a_lead_begins_the_answer_and_rows_decode_as_they_would_alone(cyc, backbone):
+    from genrec.decoding import generate_text
+    m = make_model(backbone, "atomic", cyc)
+    _, batch = prompts(m, cyc, [0, 1, 2, 3])
+    leads = ["Film number 7 (1990)", "", "Film number 12", "Film number 3 (2001) is a"]
+    out = generate_text(m, batch, 8, leads=leads)
+    assert all(t.startswith(lead) for t, lead in zip(out, leads))
+    assert all(len(t) > len(lead) for t, lead in zip(out, leads))  # and decoding went on after it
+    for r in range(4):  # leads of different lengths in one batch: each row as if alone
+        row = {"input_ids": batch["input_ids"][r:r + 1], "attention_mask": batch["attention_mask"][r:r + 1],
+               "image_feats": None}
+        assert generate_text(m, row, 8, leads=[leads[r]]) == [out[r]]
+    assert generate_text(m, batch, 8, leads=[""] * 4) == generate_text(m, batch, 8)  # no lead: as before
+    with pytest.raises(ValueError, match="one lead per prompt row"):
+        generate_text(m, batch, 8, leads=["a", "b"])

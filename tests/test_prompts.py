@@ -73,6 +73,30 @@ def test_movielens_explanation_uses_real_facts(ml100k):
     assert "award" in text  # Toy Story won 3 awards in the KG
 
 
+def test_the_explanation_lead_is_how_the_target_begins_token_for_token(ml100k, data_dir):
+    """Decoding continues from the lead, so it must be the first tokens the model was trained to
+    write; on review data the targets are the users' words and there is no lead."""
+    from genrec.config import DataConfig
+    from genrec.data.dataset import PreparedDataset
+    from genrec.data.examples import explanation_for, explanation_lead
+    from genrec.data.loaders import load_raw
+    from genrec.modeling.backbone import tiny_tokenizer
+    from genrec.modeling.items import text_ids
+
+    tok = tiny_tokenizer("decoder")  # byte-level BPE, as SmolLM2's
+    for u in range(0, 40, 3):
+        pos = len(ml100k.sequence(u)) - 1
+        item = int(ml100k.sequence(u)[pos])
+        lead = explanation_lead(ml100k, item)
+        target = explanation_for(ml100k, u, pos)[0]
+        assert lead and target.startswith(lead + " is ")
+        assert lead == f"{ml100k.title(item)} ({int(ml100k.items.iloc[item]['year'])})"
+        assert text_ids(tok, target, True)[:len(text_ids(tok, lead, True))] == text_ids(tok, lead, True)
+    cfg = DataConfig(source="amazon", path=str(data_dir / "amazon/reviews.json"),
+                     items_path=str(data_dir / "amazon/meta.json"), k_core=1, n_candidates=3)
+    assert explanation_lead(PreparedDataset.build(load_raw(cfg), cfg), 0) == ""
+
+
 @pytest.mark.parametrize("body, message", [
     ("family: direct\ntemplates:\n  - {id: a, answer: item, input: 'x {bogus}', target: '{item}'}\n",
      r"unknown slot '\{bogus\}'"),

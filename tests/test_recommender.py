@@ -35,7 +35,8 @@ def test_choose_ranks_every_candidate(rec):
 
 
 def test_explain_and_ask(rec):
-    assert isinstance(rec.explain(rec.ds.user_raw_ids[0], rec.ds.item_raw_ids[3]), str)
+    text = rec.explain(rec.ds.user_raw_ids[0], rec.ds.item_raw_ids[3])
+    assert text.startswith(rec.ds.title(3)) and len(text) > len(rec.ds.title(3))  # about item 3, named as it is
     ids = rec.ds.item_raw_ids
     a = rec.ask(f"user_{rec.ds.user_raw_ids[0]} watched {ids[1]}, {ids[2]}. What should they watch next?", k=3)
     assert a["answer"] == "item" and len(a["items"]) == 3 and all(r["id"] in rec.ds.item_by_raw for r in a["items"])

@@ -28,14 +28,29 @@ def _fmt_list(xs: list[str]) -> str:
     return ", ".join(xs[:-1]) + " and " + xs[-1]
 
 
+def _head(ds: PreparedDataset, item: int) -> str:
+    """"Title (1995)": how a metadata explanation of the item begins."""
+    year = ds.items.iloc[item]["year"]
+    return f"{ds.title(item)} ({int(year)})" if not pd.isna(year) else ds.title(item)
+
+
+def explanation_lead(ds: PreparedDataset, item: int) -> str:
+    """The words an explanation of `item` starts with, fixed before decoding: on data without
+    reviews every explanation the model learnt is a metadata sentence that opens with the item's
+    title and year, so generation continues from them (the answer is about this item, named as the
+    catalogue names it). "" where the explanations are the users' own reviews."""
+    has_reviews = ds.meta.get("has_reviews")
+    if has_reviews is None:  # prepared before the flag was recorded
+        has_reviews = bool(ds.interactions["review"].notna().any())
+    return "" if has_reviews else _head(ds, item)
+
+
 def metadata_explanation(ds: PreparedDataset, item: int, history: np.ndarray | list[int]) -> tuple[str, str]:
     """(explanation, feature word) for `item` from real metadata and KG facts."""
     rec = ds.items.iloc[item]
-    title = ds.title(item)
-    year = rec["year"]
     genres = [g for g in str(rec["category"] or "").split("|") if g and g != "unknown"]
     feature = genres[0].lower() if genres else "story"
-    head = f"{title} ({int(year)})" if not pd.isna(year) else title
+    head = _head(ds, item)
     kind = f"{_fmt_list([g.lower() for g in genres])} film" if genres else "film"
     text = f"{head} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     facts = ds.facts

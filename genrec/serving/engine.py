@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from genrec.decoding import append_leads, lead_ids, pad_id
 from genrec.files import atomic_dir
 from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
@@ -238,10 +239,10 @@ class VLLMEngine(Engine):
     @torch.inference_mode()
     def _embeds(self, q: Query) -> torch.Tensor:
         m = self.rec.model
-        ids = q.batch["input_ids"]
-        feats = q.batch.get("image_feats")
+        batch = append_leads(q.batch, [lead_ids(m, q.lead)], pad_id(m)) if q.lead else q.batch
+        ids, feats = batch["input_ids"], batch.get("image_feats")
         e = m.embed(ids.to(m.device), feats.to(m.device) if feats is not None else None)[0]  # [T, D]
-        return e[q.batch["attention_mask"][0].bool().to(e.device)].float().cpu()
+        return e[batch["attention_mask"][0].bool().to(e.device)].float().cpu()
 
     def _params(self, q: Query):
         from vllm import SamplingParams
@@ -261,7 +262,8 @@ class VLLMEngine(Engine):
         o = out.outputs[0]
         if q.output == "text":  # the same detokenizer as the transformers engine (vLLM's incremental one
             # holds back a trailing partial UTF-8 character, so the two texts could differ at the end)
-            return self.rec.model.tokenizer.decode(list(o.token_ids), skip_special_tokens=True).strip()
+            lead = lead_ids(self.rec.model, q.lead)  # the answer's fixed first words, as the hf engine returns them
+            return self.rec.model.tokenizer.decode(lead + list(o.token_ids), skip_special_tokens=True).strip()
         lp = o.logprobs[0]  # {token: Logprob}
         ranked = sorted(((t - self.off, v.logprob) for t, v in lp.items() if self.off <= t < self.off + self.n_items),
                         key=lambda x: -x[1])
