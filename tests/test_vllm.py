@@ -92,6 +92,7 @@ def test_greedy_text_matches_transformers_and_never_emits_items(engines):
     assert c == vl.run_batch(loose)
     assert c != a  # the block changed these answers, so the parity above covers it
     assert all("<item_" not in t and "<img>" not in t for t in b)
+    assert all(q.lead and t.startswith(q.lead) for q, t in zip(qs, b))  # both decode on from the item's title
 
 
 def test_bad_queries_never_reach_or_break_the_engine(engines):
