@@ -131,11 +131,12 @@ def run_sasrec(ds: PreparedDataset, a) -> dict:
                 if len(h):
                     x[r, -len(h):] = h
             tm.eval()
+            dev = next(tm.parameters()).device  # where Lightning trained it (a GPU when there is one)
             with torch.no_grad():
                 items = tm.item_model.get_all_embeddings()
-                s = tm.encode_sessions({"x": torch.as_tensor(x)}, items)[:, -1, :]  # [B, D]
+                s = tm.encode_sessions({"x": torch.as_tensor(x, device=dev)}, items)[:, -1, :]  # [B, D]
                 s = tm.similarity_module.session_tower_forward(s)
-                full = (s @ tm.similarity_module.item_tower_forward(items).T).numpy()  # [B, internal ids]
+                full = (s @ tm.similarity_module.item_tower_forward(items).T).float().cpu().numpy()  # [B, ids]
             out = np.full((len(us), ds.n_items), -np.inf)
             out[:, known >= 0] = full[:, known[known >= 0]]  # items no training user has: never ranked
             return out
