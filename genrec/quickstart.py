@@ -39,7 +39,7 @@ def versus_popularity(genrec_family: dict, pop_family: dict) -> dict:
     return {"diff_hr@10": r["diff"], "ci95": r["ci95"], "users": r["n"]}
 
 
-def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bool = False,
+def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, retrain: bool = False,
         explain_users: int = 20, eval_users: int | None = None, log=print) -> dict:
     import shutil
 
@@ -61,7 +61,8 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
         log("[1/4] preparing MovieLens-100K from the installed recbole wheel")
         prepare_dataset(DataConfig(), data)
     ds = PreparedDataset.load(data)
-    recipe = load_recipe(_recipe_path(), {"train.steps": steps})
+    recipe = load_recipe(_recipe_path(), {"train.steps": steps} if steps else {})
+    steps = recipe.train.steps
     if run_dir.exists() and not is_run_dir(run_dir):  # never delete what training did not write
         raise OutputError(f"cannot use {run_dir}: it holds files genrec did not write; choose another --workdir")
     if retrain and run_dir.exists():
@@ -96,6 +97,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
                "ci95_vs_pop": {"sequential": versus_popularity(seq[0], pop["sequential"]),
                                "direct": versus_popularity(dire[0], pop["direct"])},
                "eval_seconds": round(eval_s, 1)}
+    results["rows"], results["train_seconds"] = summary_rows(results), train_summary.get("seconds")
     table = comparison_table(results)
     log("\n" + table)
     log("[4/4] sample recommendations")
@@ -115,6 +117,25 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int = 400, retrain: bo
     atomic_write_text(work / "results.md", table + "\n" + "\n".join(lines) + "\n")
     log(f"\ndone in {results['total_seconds']:.0f} s; results in {work}/results.md")
     return results
+
+
+def summary_rows(results: dict) -> list[dict]:
+    """The table as data: per genrec sequential template (with the seen direct template) and most
+    popular, HR@10 / NDCG@10 of both tasks; genrec rows carry the paired 95 % interval of their
+    sequential HR@10 difference from most popular (`ci95_vs_pop`) and the training seconds."""
+    keys = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
+    fam, pop = results["genrec"]["families"], results["popularity"]
+    dire = next(v for k, v in fam["direct"].items() if not k.startswith("mean_"))
+    rows = []
+    for tid, seq in ((k, v) for k, v in fam["sequential"].items() if not k.startswith("mean_")):
+        ci = versus_popularity(seq, pop["sequential"])
+        rows.append({"model": f"genrec ({tid} {'seen' if seq['seen'] else 'unseen'})",
+                     "sequential": {k: seq[k] for k in keys}, "direct": {k: dire[k] for k in keys},
+                     "ci95_vs_pop": ci["ci95"], "diff_vs_pop": ci["diff_hr@10"],
+                     "train_seconds": (results.get("train") or {}).get("seconds")})
+    rows.append({"model": "most popular", "sequential": {k: pop["sequential"][k] for k in keys},
+                 "direct": {k: pop["direct"][k] for k in keys}, "ci95_vs_pop": None, "train_seconds": 0})
+    return rows
 
 
 def comparison_table(results: dict) -> str:

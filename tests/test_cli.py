@@ -91,6 +91,13 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     res = __import__("json").loads((tmp_path / "results.json").read_text())
     assert res["genrec"]["users"] == 30
     assert "genrec − most popular, sequential HR@10" in out and res["ci95_vs_pop"]["sequential"]["users"] == 30
+    rows = {r["model"]: r for r in res["rows"]}  # the table as data (eval/results/quickstart.json)
+    seen, pop = rows["genrec (seq-1 seen)"], rows["most popular"]
+    assert seen["sequential"]["hr@10"] == res["genrec"]["families"]["sequential"]["seq-1"]["hr@10"]
+    assert pop["direct"]["hr@10"] == res["popularity"]["direct"]["hr@10"]
+    lo, hi = seen["ci95_vs_pop"]
+    assert lo <= seen["sequential"]["hr@10"] - pop["sequential"]["hr@10"] <= hi
+    assert res["train_seconds"] == seen["train_seconds"] > 0
     # a second call reuses the run instead of training again
     assert main(["quickstart", "--workdir", str(tmp_path), "--eval-users", "5", "--explain-users", "1"]) == 0
     assert "using the trained run" in capsys.readouterr().out

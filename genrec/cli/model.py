@@ -137,7 +137,7 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- quickstart
 def _quickstart_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="genrec-quickstart", help="folder for the quickstart's outputs")
-    p.add_argument("--steps", type=int, default=400, help="training steps (default 400: about 9 CPU minutes)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     p.add_argument("--retrain", action="store_true", help="train again even if the workdir has a run")
     p.add_argument("--explain-users", type=int, default=20, help="users for the explanation metrics")
     p.add_argument("--eval-users", type=int, default=None, help="test users for ranking metrics (default: all)")
@@ -149,7 +149,7 @@ def _quickstart_args(p: argparse.ArgumentParser) -> None:
 def cmd_quickstart(ns: argparse.Namespace) -> int:
     from genrec.quickstart import run
 
-    if ns.steps < 1 or ns.explain_users < 1 or (ns.eval_users is not None and ns.eval_users < 1):
+    if (ns.steps is not None and ns.steps < 1) or ns.explain_users < 1 or (ns.eval_users is not None and ns.eval_users < 1):
         raise ValueError("--steps, --explain-users and --eval-users must be >= 1")
     thread_policy(ns.threads)
     run(ns.workdir, ns.steps, ns.retrain, ns.explain_users, ns.eval_users)
