@@ -8,7 +8,8 @@ its prompts without their facts (ungrounded), on the same users.
     .venv/bin/python eval/bench_explanations.py --checkpoint genrec-quickstart/run/best --users 200
 
 Writes eval/results/explanations_<dataset>.{json,md} (test) or eval/runs/explanations_<dataset>_valid.{json,md}
-(validation: where decoding choices are made), with one real example per row.
+(validation: where decoding choices are made), with one real example per row, and every generated
+sentence in eval/runs/explanations_<dataset>_<split>_texts.json.
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def main() -> None:
         text = (PROMPTS_DIR / "explanation.yaml").read_text(encoding="utf-8")
         (Path(tmp) / "explanation.yaml").write_text(re.sub(r" Facts: \{facts\}\.", "", text), encoding="utf-8")
         bare = run(tmp)
-    rows = []
+    rows, texts = [], {}
     for kind, results in (("grounded", fam), ("no lead", no_lead), ("ungrounded", bare)):
         for tid, r in results.items():  # the templates, then the template row evaluate adds
             if tid.startswith("mean_") or (kind != "grounded" and tid == "template-no-model"):
@@ -69,6 +70,8 @@ def main() -> None:
                     f"genrec, same checkpoint, prompt {tid} without its facts ({seen})")
             rows.append({"model": name, **{k: r.get(k) for k in ("faithful", "personal", "bleu4", "rougeL", "users")},
                          "example": r["sample"]})
+            if "per_user" in r:
+                texts[name] = r["per_user"]
     out = {"dataset": rec.ds.meta["name"], "checkpoint": a.checkpoint, "split": a.split, "users": a.users,
            "seconds": round(time.perf_counter() - t0, 1), "rows": rows,
            "note": "faithful: share of explanations whose every stated claim is true; personal: share that truly "
@@ -81,6 +84,9 @@ def main() -> None:
     stem = (ROOT / "eval" / "results" / f"explanations_{out['dataset']}" if a.split == "test" else
             ROOT / "eval" / "runs" / f"explanations_{out['dataset']}_valid")
     atomic_write_text(stem.with_suffix(".json"), json.dumps(out, indent=2) + "\n")
+    # every generated sentence, so a reader (or a better checker) can judge them again
+    atomic_write_text(ROOT / "eval" / "runs" / f"explanations_{out['dataset']}_{a.split}_texts.json",
+                      json.dumps(texts, indent=1, ensure_ascii=False) + "\n")
     atomic_write_text(stem.with_suffix(".md"), "\n".join(md) + "\n")
     print("\n".join(md))
 

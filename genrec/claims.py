@@ -8,7 +8,12 @@ sequel to <T> and winner of 3 awards." Each part is a claim:
 - year / genres: the item's year; every genre named is one of the item's;
 - link (director, writer, cast, sequel, prequel): <T> is a catalogue title and shares that
   relation with the item in the knowledge-graph facts; a title not in the catalogue is false;
-- awards: the facts' count of awards won / nominations.
+- awards: the facts' count of awards won / nominations ("winner of 3 awards"); "award-winning" is
+  true when the item won any; any other award statement ("winner of the 1995 Oscar") is false, since
+  the data cannot bear it out.
+
+Titles are matched without case or trailing dots: "When Harry Met Sally" names the catalogue's
+"When Harry Met Sally...".
 
 `check` judges one sentence: `faithful` when every claim found is true (a sentence with no
 recognisable claim is not faithful), `personal` when a true link names a film in the user's history
@@ -30,6 +35,12 @@ _HEAD = re.compile(r"^\s*(?P<title>.+?)\s*(?:\((?P<year>\d{4})\))?\s+is an?\s+(?
 _PHRASE = re.compile(r"\b(" + "|".join(LINKS) + r")\s+")
 _BOUNDARY = re.compile(r",\s|\s+and\s+|\.\s*$|\.\s+(?=[A-Z0-9])|$")  # a clause or a sentence ends
 _AWARD = re.compile(r"\b(winner of|nominated for)\s+(\d+)\s+awards?\b")
+_AWARD_ANY = re.compile(r"\b(?:winner of|nominated for|won|award-winning|oscars?|academy awards?)\b", re.I)
+
+
+def title_key(title: str) -> str:
+    """A title as the checker compares it: no case, no surrounding space or trailing dots."""
+    return title.strip().rstrip(".").strip().lower()
 
 
 @dataclass
@@ -47,7 +58,8 @@ class Checker:
         self.ds = ds
         self.by_title: dict[str, list[int]] = {}
         for i in range(ds.n_items):
-            self.by_title.setdefault(ds.title(i).strip().lower(), []).append(i)
+            self.by_title.setdefault(title_key(ds.title(i)), []).append(i)
+        self.exact = {ds.title(i).strip().lower() for i in range(ds.n_items)}
 
     def _genres(self, item: int) -> set[str]:
         return {g.lower() for g in str(self.ds.items["category"].iat[item] or "").split("|") if g}
@@ -66,7 +78,7 @@ class Checker:
         hist = set(int(h) for h in history)
         if m is None:
             return v
-        v.claims.append(("title", m["title"], m["title"].strip().lower() == self.ds.title(item).strip().lower()))
+        v.claims.append(("title", m["title"], title_key(m["title"]) == title_key(self.ds.title(item))))
         if m["year"]:
             y = self.ds.items["year"].iat[item]
             v.claims.append(("year", m["year"], not pd.isna(y) and int(y) == int(m["year"])))
@@ -77,15 +89,24 @@ class Checker:
         rest = m["rest"]
         links_true_in_history = False
         for phrase, t in self._links(rest):
-            cands = self.by_title.get(t.strip().lower(), [])
+            cands = self.by_title.get(title_key(t), [])
             ok = any(self._linked(item, c, LINKS[phrase]) for c in cands)
             v.claims.append(("link", f"{phrase} {t}", ok))
             if ok and any(c in hist and self._linked(item, c, LINKS[phrase]) for c in cands):
                 links_true_in_history = True
-        for kind, n in _AWARD.findall(rest):
-            f = self.ds.facts[item] or {}
+        f = self.ds.facts[item] or {}
+        counted = set()
+        for a in _AWARD.finditer(rest):
+            kind, n = a.group(1), int(a.group(2))
             want = f.get("awards_won") if kind == "winner of" else f.get("award_nominations")
-            v.claims.append(("awards", f"{kind} {n}", want == int(n)))
+            v.claims.append(("awards", a.group(0), want == n))
+            counted.add(a.start())
+        for a in _AWARD_ANY.finditer(rest):  # every other award statement
+            if a.start() in counted:
+                continue
+            word = a.group(0).lower()
+            v.claims.append(("awards", rest[a.start():a.start() + 40].split(",")[0].strip(),
+                             word == "award-winning" and bool(f.get("awards_won"))))
         v.personal = True if links_true_in_history else (False if self.link_possible(item, hist) else None)
         return v
 
@@ -97,7 +118,8 @@ class Checker:
         for m in _PHRASE.finditer(rest):
             tail = rest[m.end():]
             ends = [b.start() for b in _BOUNDARY.finditer(tail)]
-            known = [e for e in ends if tail[:e].strip().lower() in self.by_title]
+            exact = [e for e in ends if tail[:e].strip().lower() in self.exact]  # as the catalogue writes it
+            known = exact or [e for e in ends if title_key(tail[:e]) in self.by_title]  # its dots dropped
             e = max(known) if known else (ends[0] if ends else len(tail))
             out.append((m.group(1), tail[:e].strip()))
         return out

@@ -109,7 +109,8 @@ def eval_explanation(model: GenRecModel, ds: PreparedDataset, collator: Collator
         hyps += generate_text(model, collator.prompts(chunk), max_new_tokens, leads=leads)
         refs += [e.target for e in chunk]
     return {"bleu4": bleu4(hyps, refs), **rouge(hyps, refs), **_claims(ds, exs, hyps), "users": len(hyps),
-            "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None}
+            "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None,
+            "per_user": {"users": [ds.user_raw_ids[e.user] for e in exs], "texts": hyps}}
 
 
 def _claims(ds: PreparedDataset, exs, texts: list[str]) -> dict:

@@ -52,6 +52,25 @@ def test_false_claims_each_break_faithfulness(ck, ml100k):
         assert not ck.check(bad, toy, []).faithful, bad
 
 
+def test_titles_match_without_their_trailing_dots_and_award_claims_must_be_counts(ck, ml100k):
+    ds = ml100k
+    sense = next(k for k in range(ds.n_items) if ds.title(k) == "Sense and Sensibility")
+    harry = next(k for k in range(ds.n_items) if ds.title(k) == "When Harry Met Sally...")
+    head = "Sense and Sensibility (1995) is a drama and romance film, sharing cast with "
+    for t in ("When Harry Met Sally...", "When Harry Met Sally"):  # the model often drops the dots
+        v = ck.check(head + t + ".", sense, [harry])
+        assert v.faithful and v.personal is True, (t, v.claims)
+    invented = head + "When Harry Met Sally and winner of the 1995 Oscar for Four Weddings and a Funeral."
+    v = ck.check(invented, sense, [harry])
+    assert not v.faithful and [c for c in v.claims if not c[2]][0][0] == "awards"
+    toy = ds.find_item("1")  # Toy Story: 3 awards won
+    assert ck.check("Toy Story (1995) is an animation film, award-winning.", toy, []).faithful
+    none = next(k for k in range(ds.n_items) if not (ds.facts[k] or {}).get("awards_won") and ds.facts[k])
+    y = int(ds.items["year"].iat[none])
+    g = ds.items["category"].iat[none].split("|")[0].lower()
+    assert not ck.check(f"{ds.title(none)} ({y}) is a {g} film, award-winning.", none, []).faithful
+
+
 def test_titles_with_commas_are_read_whole(ck, ml100k):
     ds = ml100k
     t = "Private Benjamin (1980) is a comedy film, sharing cast with Sex, Lies, and Videotape."
