@@ -10,7 +10,8 @@ Result files are read from `eval/runs/` (single runs) and `eval/results/` (what 
 - `selected_by`: `valid` when the run was pre-registered in `eval/plan.yaml` (or is a baseline
   early-stopped on validation), `test` for configurations chosen while test numbers were visible
   (every genrec run before the plan), `none` for fixed configurations with no choice made (most
-  popular, the fixed-epoch RecBole runs, the quickstart's default recipe);
+  popular, the fixed-epoch RecBole runs, the quickstart's default recipe; a result file may say so
+  itself with a `selected_by` field);
 - `ties`: `pessimistic` (the target ranks below every item with an equal score) or `first`
   (older files: ties went to the target when it came first);
 - `converged`: baselines only: `true` when early stopping on validation ended the training.
@@ -60,7 +61,8 @@ def config_of(command: str) -> tuple[str, int]:
 
 
 def planned(plan: dict, dataset: str, config: str, seed: int) -> bool:
-    for entry in (plan.get(dataset) or {}).get("genrec") or []:
+    entries = ((plan.get(dataset) or {}).get("genrec") or []) + ((plan.get("quickstart") or {}).get("candidates") or [])
+    for entry in entries:
         if entry["recipe"] == config and seed in entry["seeds"]:
             return True
     return False
@@ -74,7 +76,7 @@ def genrec_rows(res: dict, rel: str, plan: dict) -> list[dict]:
     seq = res["families"]["sequential"]
     t = seq[next(k for k in seq if not k.startswith("mean_"))]
     return [{"dataset": dataset, "model": "genrec", "config": config, "seed": seed, "split": res.get("split", "test"),
-             "selected_by": "valid" if new and planned(plan, dataset, config, seed) else "test",
+             "selected_by": res.get("selected_by") or ("valid" if new and planned(plan, dataset, config, seed) else "test"),
              **{k: t[k] for k in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")}, "users": t["users"],
              "ties": "pessimistic" if new else "first", "converged": "",
              "train_seconds": tr.get("train_seconds", ""), "eval_users_per_s": res.get("users_per_s", ""),
