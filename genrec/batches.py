@@ -73,7 +73,7 @@ class Collator:
         self.k = model.recipe.model.visual_tokens
         self.max_length = model.recipe.model.max_length
         self.features = features  # [I, C] or None (dataset without images)
-        self.pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
+        self.pad = model.pad_id
         self.eos = self.tok.eos_token_id
 
     def prompt_ids(self, ex: Example) -> tuple[list[int], list[int]]:

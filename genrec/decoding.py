@@ -159,8 +159,7 @@ def score_candidates(model: GenRecModel, batch: dict, candidates: list[int]) -> 
         return []
     if model.codec.mode == "atomic":
         return candidate_scores_atomic(model, batch, [candidates])[0]
-    eos = model.tokenizer.eos_token_id
-    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else eos
+    eos, pad = model.tokenizer.eos_token_id, model.pad_id
     seqs = [model.codec.target_ids(c) + [eos] for c in candidates]
     N, L = len(seqs), max(len(s) for s in seqs)
     cand = torch.tensor([s + [pad] * (L - len(s)) for s in seqs], device=batch["input_ids"].device)  # [N, L]
@@ -211,11 +210,6 @@ def append_leads(batch: dict, leads: list[list[int]], pad: int) -> dict:
     return {**batch, "input_ids": ids, "attention_mask": att}
 
 
-def pad_id(model: GenRecModel) -> int:
-    tok = model.tokenizer
-    return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-
-
 def lead_ids(model: GenRecModel, lead: str) -> list[int]:
     """Token ids of an answer's fixed first words, tokenised as training tokenised targets."""
     from genrec.modeling.items import text_ids
@@ -236,7 +230,7 @@ def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48,
         raise ValueError("one lead per prompt row")
     ids = [lead_ids(model, x) for x in leads]
     if not model.is_encoder_decoder:
-        return _generate(model, append_leads(batch, ids, pad_id(model)), max_new_tokens, no_repeat_ngram, ids)
+        return _generate(model, append_leads(batch, ids, model.pad_id), max_new_tokens, no_repeat_ngram, ids)
     # T5: the lead starts the decoder; rows with leads of different lengths go one at a time
     return [t for r in range(len(ids)) for t in _generate(model, _row(model, batch, r), max_new_tokens,
                                                           no_repeat_ngram, ids[r:r + 1])]
@@ -267,7 +261,7 @@ def _generate(model: GenRecModel, batch: dict, max_new_tokens: int, no_repeat_ng
         out = model.backbone.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                       max_new_tokens=max_new_tokens, do_sample=False, bad_words_ids=bad,
                                       no_repeat_ngram_size=no_repeat_ngram,
-                                      pad_token_id=pad_id(model),
+                                      pad_token_id=model.pad_id,
                                       eos_token_id=model.tokenizer.eos_token_id, **kw)
     if model.is_encoder_decoder:  # the decoder start (and a lead, kept) come back in the output
         return [model.tokenizer.decode(s[1:], skip_special_tokens=True).strip() for s in out.tolist()]

@@ -130,6 +130,12 @@ class GenRecModel(nn.Module):
     def is_encoder_decoder(self) -> bool:
         return self.kind == "t5"
 
+    @property
+    def pad_id(self) -> int:
+        """The token that pads prompts and answers: the tokenizer's pad token, else its end of text."""
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
     def base_model(self) -> nn.Module:
         """The transformers model (under peft's wrapper when LoRA is on)."""
         m = self.backbone

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from genrec.decoding import append_leads, lead_ids, pad_id
+from genrec.decoding import append_leads, lead_ids
 from genrec.files import atomic_dir
 from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
@@ -239,7 +239,7 @@ class VLLMEngine(Engine):
     @torch.inference_mode()
     def _embeds(self, q: Query) -> torch.Tensor:
         m = self.rec.model
-        batch = append_leads(q.batch, [lead_ids(m, q.lead)], pad_id(m)) if q.lead else q.batch
+        batch = append_leads(q.batch, [lead_ids(m, q.lead)], m.pad_id) if q.lead else q.batch
         ids, feats = batch["input_ids"], batch.get("image_feats")
         e = m.embed(ids.to(m.device), feats.to(m.device) if feats is not None else None)[0]  # [T, D]
         return e[batch["attention_mask"][0].bool().to(e.device)].float().cpu()
