@@ -67,10 +67,15 @@ def early_stopping(train_epoch, valid_scores, ds, patience: int, max_epochs: int
         torch.set_rng_state(ck["rng"])
         print(f"resumed from {resume} after epoch {len(curve)} ({spent:.0f} s)", flush=True)
     t0 = time.perf_counter() - spent
-    stopped = "epoch cap"
-    done = lambda: since >= patience or (curve and curve[-1]["seconds"] > max_minutes * 60)  # noqa: E731
+
+    def stop_reason() -> str | None:
+        if since >= patience:
+            return "early stopping"
+        if curve and curve[-1]["seconds"] > max_minutes * 60:
+            return "time cap"
+        return None
     for epoch in range(len(curve) + 1, max_epochs + 1):
-        if done():
+        if stop_reason():
             break
         train_epoch()
         v = protocol(ds, valid_scores, "valid")["sequential"]
@@ -88,10 +93,7 @@ def early_stopping(train_epoch, valid_scores, ds, patience: int, max_epochs: int
             torch.save({"model": state[0](), "curve": curve, "best": best, "best_state": best_state,
                         "since": since, "spent": elapsed, "rng": torch.get_rng_state()}, tmp)
             os.replace(tmp, resume)
-    if since >= patience:
-        stopped = "early stopping"
-    elif curve and curve[-1]["seconds"] > max_minutes * 60:
-        stopped = "time cap"
+    stopped = stop_reason() or "epoch cap"
     restore(best_state)
     best_epoch = max(curve, key=lambda r: r["ndcg@10"])["epoch"]
     return {"converged": stopped == "early stopping", "stopped_by": stopped, "best_epoch": best_epoch,
