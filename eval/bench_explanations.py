@@ -27,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--users", type=int, default=200)
-    ap.add_argument("--split", choices=("valid", "test"), default="test")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--checkpoint", required=True, help="checkpoint directory (e.g. genrec-quickstart/run/best)")
+    ap.add_argument("--users", type=int, default=200, help="users per row (the same users in every row)")
+    ap.add_argument("--split", choices=("valid", "test"), default="test",
+                    help="valid: where decoding choices are made (eval/runs/); test: the reported table (eval/results/)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: genrec's thread policy)")
     a = ap.parse_args()
     import genrec.evaluate
     from genrec.evaluate import evaluate
