@@ -88,13 +88,16 @@ class Checker:
             v.claims.append(("genre", g, g in have))
         rest = m["rest"]
         links_true_in_history = False
-        for phrase, t in self._links(rest):
+        links = self._links(rest)
+        for phrase, t in links:
             cands = self.by_title.get(title_key(t), [])
             ok = any(self._linked(item, c, LINKS[phrase]) for c in cands)
             v.claims.append(("link", f"{phrase} {t}", ok))
             if ok and any(c in hist and self._linked(item, c, LINKS[phrase]) for c in cands):
                 links_true_in_history = True
         f = self.ds.facts[item] or {}
+        for phrase, t in links:  # a linked title's words are not award statements ("Oscar and Lucinda")
+            rest = rest.replace(f"{phrase} {t}", phrase, 1)
         counted = set()
         for a in _AWARD.finditer(rest):
             kind, n = a.group(1), int(a.group(2))

@@ -131,3 +131,16 @@ def test_prompts_are_grounded_in_training_evaluation_and_the_api(ml100k):
     v = example_values(ml100k, t, 3, "test", np.random.default_rng(0))
     seq = ml100k.sequence(3)
     assert v["facts"] == grounding(ml100k, int(seq[-1]), seq[:-1])
+
+
+def test_award_words_inside_a_linked_title_are_not_award_claims(ck, ml100k):
+    ds = ml100k
+    wild = next(k for k in range(ds.n_items) if ds.title(k) == "Wild Things")
+    oscar = next(k for k in range(ds.n_items) if ds.title(k) == "Oscar & Lucinda")
+    text = "Wild Things (1998) is a crime and thriller film, from the director of Oscar & Lucinda."
+    v = ck.check(text, wild, [oscar])
+    assert v.faithful and v.personal is True, v.claims
+    assert [k for k, _, _ in v.claims] == ["title", "year", "genre", "genre", "link"]
+    # the same words outside the title still are claims
+    v = ck.check(text[:-1] + " and winner of the 1998 Oscar.", wild, [oscar])
+    assert not v.faithful and [k for k, _, ok in v.claims if not ok] == ["awards", "awards"]
