@@ -1,8 +1,10 @@
 """Explanations measured by what they claim: faithful / personal (genrec.claims) beside BLEU-4 /
 ROUGE-L, for a checkpoint's seen and unseen explanation templates and the "template, no model" row
 (the item's own metadata sentence), the same checkpoint decoding without the lead (the item's
-"Title (year)" that every answer starts from: `genrec.data.examples.explanation_lead`), and given
-its prompts without their facts (ungrounded), on the same users.
+"Title (year)" that every answer starts from: `genrec.data.examples.explanation_lead`), decoding
+without its banned words (prizes and award words the item's facts do not support:
+`genrec.data.examples.explanation_bans`), and given its prompts without their facts (ungrounded),
+on the same users.
 
     .venv/bin/python eval/bench_explanations.py --checkpoint genrec-quickstart/run/best --split valid --users 200
     .venv/bin/python eval/bench_explanations.py --checkpoint genrec-quickstart/run/best --users 200
@@ -47,20 +49,23 @@ def main() -> None:
         return evaluate(rec.model, rec.ds, rec.features, a.split, a.users, ("explanation",), "first",
                         rec.model.recipe.tasks.max_history, progress=True,
                         prompts_dir=prompts_dir)["families"]["explanation"]
+    def without(name: str, stand_in) -> dict:  # the same prompts, one decoding aid taken away
+        keep = getattr(genrec.evaluate, name)
+        setattr(genrec.evaluate, name, stand_in)
+        try:
+            return run()
+        finally:
+            setattr(genrec.evaluate, name, keep)
     fam = run()
-    lead = genrec.evaluate.explanation_lead
-    genrec.evaluate.explanation_lead = lambda ds, item: ""  # the same prompts, decoded from nothing
-    try:
-        no_lead = run()
-    finally:
-        genrec.evaluate.explanation_lead = lead
+    no_lead = without("explanation_lead", lambda ds, item: "")
+    no_bans = without("explanation_bans", lambda ds, item, history: [])
     # the same checkpoint with the prompts' facts taken out: what the grounding itself contributes
     with tempfile.TemporaryDirectory() as tmp:
         text = (PROMPTS_DIR / "explanation.yaml").read_text(encoding="utf-8")
         (Path(tmp) / "explanation.yaml").write_text(re.sub(r" Facts: \{facts\}\.", "", text), encoding="utf-8")
         bare = run(tmp)
     rows, texts = [], {}
-    for kind, results in (("grounded", fam), ("no lead", no_lead), ("ungrounded", bare)):
+    for kind, results in (("grounded", fam), ("no lead", no_lead), ("no bans", no_bans), ("ungrounded", bare)):
         for tid, r in results.items():  # the templates, then the template row evaluate adds
             if tid.startswith("mean_") or (kind != "grounded" and tid == "template-no-model"):
                 continue
@@ -68,6 +73,7 @@ def main() -> None:
             name = ("template, no model (the item's metadata sentence)" if tid == "template-no-model" else
                     f"genrec, grounded prompt {tid} ({seen})" if kind == "grounded" else
                     f"genrec, same checkpoint, prompt {tid} decoded without the lead ({seen})" if kind == "no lead" else
+                    f"genrec, same checkpoint, prompt {tid} decoded without the banned words ({seen})" if kind == "no bans" else
                     f"genrec, same checkpoint, prompt {tid} without its facts ({seen})")
             rows.append({"model": name, **{k: r.get(k) for k in ("faithful", "personal", "bleu4", "rougeL", "users")},
                          "example": r["sample"]})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from genrec.modeling.backbone import cache_kwarg
 from genrec.modeling.model import GenRecModel
@@ -210,6 +211,36 @@ def append_leads(batch: dict, leads: list[list[int]], pad: int) -> dict:
     return {**batch, "input_ids": ids, "attention_mask": att}
 
 
+def ban_ids(model: GenRecModel, words: list[str]) -> list[list[int]]:
+    """Token sequences of words an answer may not contain, as the model could write them: after a
+    space or not, as given, lower-case or capitalised."""
+    from genrec.modeling.items import text_ids
+    seqs = {tuple(text_ids(model.tokenizer, v, space_prefix=sp))
+            for w in words for v in {w, w.lower(), w[:1].upper() + w[1:]} for sp in (True, False)}
+    return sorted(list(s) for s in seqs if s)
+
+
+def banned_by_words(tokens: list[int], seqs: list[list[int]]) -> set[int]:
+    """Tokens that would complete one of `seqs` right after `tokens` (a one-token sequence always)."""
+    return {s[-1] for s in seqs
+            if len(s) == 1 or (len(s) - 1 <= len(tokens) and tokens[len(tokens) - len(s) + 1:] == s[:-1])}
+
+
+class RowBans(LogitsProcessor):
+    """Per batch row, token sequences it may not generate (transformers' bad_words_ids is one list
+    for the whole batch). `banned_by_words` is the rule the vLLM engine applies too."""
+
+    def __init__(self, rows: list[list[list[int]]]):
+        self.rows = rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for r, seqs in enumerate(self.rows):
+            ban = banned_by_words(input_ids[r].tolist(), seqs) if seqs else ()
+            if ban:
+                scores[r, list(ban)] = float("-inf")
+        return scores
+
+
 def lead_ids(model: GenRecModel, lead: str) -> list[int]:
     """Token ids of an answer's fixed first words, tokenised as training tokenised targets."""
     from genrec.modeling.items import text_ids
@@ -218,22 +249,27 @@ def lead_ids(model: GenRecModel, lead: str) -> list[int]:
 
 @torch.no_grad()
 def generate_text(model: GenRecModel, batch: dict, max_new_tokens: int = 48,
-                  no_repeat_ngram: int = NO_REPEAT_NGRAM, leads: list[str] | None = None) -> list[str]:
+                  no_repeat_ngram: int = NO_REPEAT_NGRAM, leads: list[str] | None = None,
+                  bans: list[list[str]] | None = None) -> list[str]:
     """Greedy free text (explanations, `ask`), never emitting the image placeholder and never
     repeating an n-gram of `no_repeat_ngram` generated tokens (0 = allow repeats).
 
     leads: per row, the answer's first words (`genrec.data.examples.explanation_lead`), fixed before
-    decoding and part of the returned text; "" or None for none."""
+    decoding and part of the returned text; "" or None for none.
+    bans: per row, words the answer may not contain (`genrec.data.examples.explanation_bans`)."""
+    B = batch["input_ids"].shape[0]
+    for name, x in (("lead", leads), ("ban list", bans)):
+        if x is not None and len(x) != B:
+            raise ValueError(f"one {name} per prompt row")
+    seqs = [ban_ids(model, w) if w else [] for w in bans] if bans and any(bans) else None
     if not (leads and any(leads)):
-        return _generate(model, batch, max_new_tokens, no_repeat_ngram, None)
-    if len(leads) != batch["input_ids"].shape[0]:
-        raise ValueError("one lead per prompt row")
+        return _generate(model, batch, max_new_tokens, no_repeat_ngram, None, seqs)
     ids = [lead_ids(model, x) for x in leads]
     if not model.is_encoder_decoder:
-        return _generate(model, append_leads(batch, ids, model.pad_id), max_new_tokens, no_repeat_ngram, ids)
+        return _generate(model, append_leads(batch, ids, model.pad_id), max_new_tokens, no_repeat_ngram, ids, seqs)
     # T5: the lead starts the decoder; rows with leads of different lengths go one at a time
-    return [t for r in range(len(ids)) for t in _generate(model, _row(model, batch, r), max_new_tokens,
-                                                          no_repeat_ngram, ids[r:r + 1])]
+    return [t for r in range(B) for t in _generate(model, _row(model, batch, r), max_new_tokens, no_repeat_ngram,
+                                                   ids[r:r + 1], seqs[r:r + 1] if seqs else None)]
 
 
 def _row(model: GenRecModel, batch: dict, r: int) -> dict:
@@ -248,9 +284,9 @@ def _row(model: GenRecModel, batch: dict, r: int) -> dict:
 
 
 def _generate(model: GenRecModel, batch: dict, max_new_tokens: int, no_repeat_ngram: int,
-              leads: list[list[int]] | None) -> list[str]:
+              leads: list[list[int]] | None, bans: list[list[list[int]]] | None = None) -> list[str]:
     batch = on_device(batch, model.device)
-    kw = {}
+    kw = {"logits_processor": LogitsProcessorList([RowBans(bans)])} if bans else {}
     if leads and model.is_encoder_decoder:  # one row: the decoder starts from its lead
         start = model.backbone.config.decoder_start_token_id
         kw["decoder_input_ids"] = torch.tensor([[start] + leads[0]], device=model.device)

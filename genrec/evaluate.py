@@ -23,7 +23,7 @@ from genrec.runtime import bar as tqdm
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
-from genrec.data.examples import explanation_for, explanation_lead, metadata_explanation
+from genrec.data.examples import explanation_bans, explanation_for, explanation_lead, metadata_explanation
 from genrec.decoding import (atomic_logits, build_trie, candidate_scores_atomic, generate_text, score_candidates,
                              topk_items)
 from genrec.metrics import bleu4, candidate_rank, full_ranks, list_rank, ranking_metrics, rouge
@@ -105,8 +105,10 @@ def eval_explanation(model: GenRecModel, ds: PreparedDataset, collator: Collator
     hyps, refs = [], []
     for s in tqdm(range(0, len(exs), batch_size), desc=f"explanation {t.id}", disable=not progress, leave=False):
         chunk = exs[s:s + batch_size]
-        leads = [explanation_lead(ds, int(ds.sequence(e.user)[e.position])) for e in chunk]
-        hyps += generate_text(model, collator.prompts(chunk), max_new_tokens, leads=leads)
+        items = [int(ds.sequence(e.user)[e.position]) for e in chunk]
+        leads = [explanation_lead(ds, i) for i in items]
+        bans = [explanation_bans(ds, i, ds.sequence(e.user)[:e.position]) for i, e in zip(items, chunk)]
+        hyps += generate_text(model, collator.prompts(chunk), max_new_tokens, leads=leads, bans=bans)
         refs += [e.target for e in chunk]
     return {"bleu4": bleu4(hyps, refs), **rouge(hyps, refs), **_claims(ds, exs, hyps), "users": len(hyps),
             "sample": {"prediction": hyps[0], "target": refs[0]} if hyps else None,

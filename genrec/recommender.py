@@ -23,7 +23,7 @@ import torch
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
-from genrec.data.examples import explanation_lead, grounding
+from genrec.data.examples import explanation_bans, explanation_lead, grounding
 from genrec.decoding import NO_REPEAT_NGRAM, build_trie, generate_text, score_candidates, topk_items
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
@@ -64,6 +64,7 @@ class Query:
     ask: bool = False
     no_repeat_ngram: int = NO_REPEAT_NGRAM  # text: no n-gram of this many tokens twice (0 = off)
     lead: str = ""  # text: the answer's first words, fixed before decoding (`explanation_lead`)
+    bans: tuple[str, ...] = ()  # text: words the answer may not contain (`explanation_bans`)
 
 
 class Recommender:
@@ -200,7 +201,8 @@ class Recommender:
         u, hist = self._who(user, history)
         i = self.item_index(item)
         _, batch = self._prompt(self._template("explanation", "text"), u, hist or [i], item=i)
-        return Query("explanation", "text", batch, max_new_tokens=max_new_tokens, lead=explanation_lead(self.ds, i))
+        return Query("explanation", "text", batch, max_new_tokens=max_new_tokens, lead=explanation_lead(self.ds, i),
+                     bans=tuple(explanation_bans(self.ds, i, hist or [i])))
 
     def query_ask(self, text: str, k: int = 5, answer: str = "auto", max_new_tokens: int = 48) -> Query:
         if not isinstance(text, str) or not text.strip():
@@ -234,7 +236,7 @@ class Recommender:
             scores = (torch.tensor(scores) - torch.logsumexp(torch.tensor(scores), 0)).tolist()  # among the candidates
             order = np.argsort(-np.asarray(scores), kind="stable")
             return [(q.candidates[i], scores[i]) for i in order]
-        return generate_text(self.model, q.batch, q.max_new_tokens, q.no_repeat_ngram, [q.lead])[0]
+        return generate_text(self.model, q.batch, q.max_new_tokens, q.no_repeat_ngram, [q.lead], [list(q.bans)])[0]
 
     def answer(self, q: Query, raw):
         """The public shape of a query's result (what the API and the HTTP server return)."""

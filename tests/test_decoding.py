@@ -123,6 +123,15 @@ def test_banned_next_tokens_against_hand_computed_cases():
     assert banned_next_tokens([3, 4, 3], 0) == set()
 
 
+def test_banned_by_words_completes_only_a_matching_sequence():
+    from genrec.decoding import banned_by_words
+    seqs = [[7], [1, 2], [3, 4, 5]]
+    assert banned_by_words([], seqs) == {7}  # a one-token word: always
+    assert banned_by_words([9, 1], seqs) == {7, 2}
+    assert banned_by_words([3, 4], seqs) == {7, 5} and banned_by_words([4], seqs) == {7}
+    assert banned_by_words([3, 4, 1], seqs) == {7, 2}  # only the sequence that ends here counts
+
+
 def _ngrams(seq, n):
     return [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)]
 
@@ -167,3 +176,27 @@ def test_a_lead_begins_the_answer_and_rows_decode_as_they_would_alone(cyc, backb
     assert generate_text(m, batch, 8, leads=[""] * 4) == generate_text(m, batch, 8)  # no lead: as before
     with pytest.raises(ValueError, match="one lead per prompt row"):
         generate_text(m, batch, 8, leads=["a", "b"])
+
+
+@pytest.mark.parametrize("backbone", ["tiny-llama", "tiny-t5"])
+def test_a_banned_word_is_never_generated_and_bans_are_per_row(cyc, backbone):
+    from genrec.decoding import ban_ids, generate_text
+    m = make_model(backbone, "atomic", cyc)
+    _, batch = prompts(m, cyc, [0, 1, 2, 3])
+    leads = ["Film number 7 (1990)", "", "Film number 12", ""]
+    free = generate_text(m, batch, 12, leads=leads)
+    first = m.tokenizer(free[0][len(leads[0]):], add_special_tokens=False)["input_ids"][0]
+    word = m.tokenizer.decode([first]).strip()  # the first token row 0 writes after its lead
+    assert [first] in ban_ids(m, [word])
+    bans = [[word], [], [], []]
+    out = generate_text(m, batch, 12, leads=leads, bans=bans)
+    assert out[0] != free[0] and out[0].startswith(leads[0])
+    gen = m.tokenizer(out[0][len(leads[0]):], add_special_tokens=False)["input_ids"]
+    for s in ban_ids(m, [word]):
+        assert not any(gen[i:i + len(s)] == s for i in range(len(gen))), (word, out[0])
+    assert out[1:] == free[1:]  # rows without bans: unchanged
+    row = {"input_ids": batch["input_ids"][:1], "attention_mask": batch["attention_mask"][:1], "image_feats": None}
+    assert generate_text(m, row, 12, leads=leads[:1], bans=bans[:1]) == out[:1]
+    assert generate_text(m, batch, 12, leads=leads, bans=[[]] * 4) == free
+    with pytest.raises(ValueError, match="one ban list per prompt row"):
+        generate_text(m, batch, 8, bans=[["a"]])

@@ -97,6 +97,39 @@ def test_the_explanation_lead_is_how_the_target_begins_token_for_token(ml100k, d
     assert explanation_lead(PreparedDataset.build(load_raw(cfg), cfg), 0) == ""
 
 
+def test_explanation_bans_never_forbid_what_the_reference_says(ml100k, data_dir):
+    """Bans hold words a true explanation cannot need: no reference target contains one; an item
+    without awards may not say "winner", none may name a prize, unless its prompt's facts do."""
+    import re
+
+    from genrec.config import DataConfig
+    from genrec.data.dataset import PreparedDataset
+    from genrec.data.examples import explanation_bans, explanation_for, grounding
+    from genrec.data.loaders import load_raw
+
+    ds, checked = ml100k, 0
+    for u in range(0, ds.n_users, 4):
+        seq = ds.sequence(u)
+        pos = len(seq) - 1
+        item, target = int(seq[pos]), explanation_for(ds, u, pos)[0].lower()
+        bans = explanation_bans(ds, item, seq[:pos])
+        assert "Oscar" in bans or "oscar" in grounding(ds, item, seq[:pos]).lower()
+        for w in bans:
+            assert not re.search(rf"\b{re.escape(w.lower())}\b", target), (w, target)
+        f = ds.facts[item] or {}
+        if not f.get("awards_won") and not f.get("award_nominations"):
+            assert "winner" in bans and "award" in bans
+            checked += 1
+        elif f.get("awards_won"):
+            assert "winner" not in bans and "nominated" in bans
+    assert checked > 20
+    oscar = next(k for k in range(ds.n_items) if ds.title(k) == "Oscar & Lucinda")
+    assert "Oscar" not in explanation_bans(ds, oscar, [])  # its own title is in its facts
+    cfg = DataConfig(source="amazon", path=str(data_dir / "amazon/reviews.json"),
+                     items_path=str(data_dir / "amazon/meta.json"), k_core=1, n_candidates=3)
+    assert explanation_bans(PreparedDataset.build(load_raw(cfg), cfg), 0, []) == []
+
+
 @pytest.mark.parametrize("body, message", [
     ("family: direct\ntemplates:\n  - {id: a, answer: item, input: 'x {bogus}', target: '{item}'}\n",
      r"unknown slot '\{bogus\}'"),

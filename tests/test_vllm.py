@@ -93,6 +93,14 @@ def test_greedy_text_matches_transformers_and_never_emits_items(engines):
     assert c != a  # the block changed these answers, so the parity above covers it
     assert all("<item_" not in t and "<img>" not in t for t in b)
     assert all(q.lead and t.startswith(q.lead) for q, t in zip(qs, b))  # both decode on from the item's title
+    assert all(q.bans for q in qs)  # prize words at least: both engines applied them above
+    # ban the first token each answer wrote after its lead: both engines write around it alike
+    tok = hf.rec.model.tokenizer
+    firsts = [tok.decode(tok(t[len(q.lead):], add_special_tokens=False)["input_ids"][:1]).strip() for q, t in zip(qs, a)]
+    banned = [replace(q, bans=q.bans + (w,)) for q, w in zip(qs, firsts) if w]
+    d = hf.run_batch(banned)
+    assert banned and d == vl.run_batch(banned)
+    assert all(x != t for x, t in zip(d, [t for t, w in zip(a, firsts) if w]))
 
 
 def test_bad_queries_never_reach_or_break_the_engine(engines):

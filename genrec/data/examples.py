@@ -14,6 +14,8 @@ personal part is which earlier film of *this* user it connects to.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -43,6 +45,33 @@ def explanation_lead(ds: PreparedDataset, item: int) -> str:
     if has_reviews is None:  # prepared before the flag was recorded
         has_reviews = bool(ds.interactions["review"].notna().any())
     return "" if has_reviews else _head(ds, item)
+
+
+# Award words. The learnt metadata sentences state awards only as the facts' count ("winner of 3
+# awards", "nominated for 2 awards"), and no fact names a prize.
+_NO_AWARD_WORDS = ("winner", "winners", "won", "winning", "award-winning", "nominated", "nomination",
+                   "nominee", "award", "awards")
+_PRIZES = ("Oscar", "Oscars", "Academy Award", "Academy Awards", "Emmy", "Golden Globe", "BAFTA")
+
+
+def explanation_bans(ds: PreparedDataset, item: int, history: np.ndarray | list[int]) -> list[str]:
+    """Words an explanation of `item` may not generate, on data without reviews: a prize's name
+    (the data cannot bear one out), the words of the award clause the facts do not hold (an item
+    with no awards may not say "winner" or "award"; one with wins only may not say "nominated"), less
+    any word its prompt's facts contain (a linked title such as "Oscar and Lucinda" may be named).
+    [] where the explanations are the users' own reviews."""
+    if explanation_lead(ds, item) == "":
+        return []
+    mine = ds.facts[item] or {}
+    words = list(_PRIZES)
+    if not mine.get("awards_won") and not mine.get("award_nominations"):
+        words += _NO_AWARD_WORDS
+    elif mine.get("awards_won"):
+        words += ["nominated", "nomination", "nominee"]
+    else:
+        words += ["winner", "won", "award-winning"]
+    facts = grounding(ds, item, history).lower()
+    return [w for w in words if not re.search(rf"\b{re.escape(w.lower())}\b", facts)]
 
 
 def metadata_explanation(ds: PreparedDataset, item: int, history: np.ndarray | list[int]) -> tuple[str, str]:

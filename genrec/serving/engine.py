@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from genrec.decoding import append_leads, lead_ids
+from genrec.decoding import append_leads, ban_ids, banned_by_words, lead_ids
 from genrec.files import atomic_dir
 from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
@@ -160,35 +160,38 @@ def _item_bias_processor():
     return ItemBias
 
 
-def _no_repeat_ngram_processor():
-    """The vLLM logits processor that bans a token when it would repeat an n-gram already in the
-    request's output (n from SamplingParams.extra_args["no_repeat_ngram_size"]), as transformers'
-    no_repeat_ngram_size does for the hf engine: greedy text is the same from both."""
+def _text_rules_processor():
+    """The vLLM logits processor that applies the text rules of the hf engine (`generate_text`), so
+    greedy text is the same from both: no token that would repeat an n-gram already in the request's
+    output (n from SamplingParams.extra_args["no_repeat_ngram_size"], as transformers'
+    no_repeat_ngram_size), and none that would complete a banned token sequence
+    (extra_args["bad_words_ids"], `genrec.decoding.banned_by_words`)."""
     from vllm.v1.sample.logits_processor import LogitsProcessor
     from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
-    class NoRepeatNGram(LogitsProcessor):
+    class TextRules(LogitsProcessor):
         def __init__(self, vllm_config, device, is_pin_memory):
-            self.rows: dict[int, tuple[int, list[int]]] = {}  # batch row -> (n, its live output tokens)
+            self.rows: dict[int, tuple[int, list, list[int]]] = {}  # batch row -> (n, bans, its live output)
 
         def is_argmax_invariant(self) -> bool:
             return False
 
         def update_state(self, batch_update) -> None:
             def state(params, _prompt, output):
-                n = int((params.extra_args or {}).get("no_repeat_ngram_size", 0))
-                return (n, output) if n > 0 else None
+                args = params.extra_args or {}
+                n, bans = int(args.get("no_repeat_ngram_size", 0)), args.get("bad_words_ids") or []
+                return (n, bans, output) if n > 0 or bans else None
 
             process_dict_updates(self.rows, batch_update, state)
 
         def apply(self, logits: torch.Tensor) -> torch.Tensor:
-            for row, (n, out) in self.rows.items():
-                banned = banned_next_tokens(out, n)
+            for row, (n, bans, out) in self.rows.items():
+                banned = banned_next_tokens(out, n) | (banned_by_words(out, bans) if bans else set())
                 if banned:
                     logits[row, list(banned)] = float("-inf")
             return logits
 
-    return NoRepeatNGram
+    return TextRules
 
 
 def banned_next_tokens(tokens: list[int], n: int) -> set[int]:
@@ -230,7 +233,7 @@ class VLLMEngine(Engine):
             dtype = "float32" if str(model.base_model().dtype) == "torch.float32" else "bfloat16"
         self.llm = LLM(model=str(self.export), tokenizer=str(self.export), enable_prompt_embeds=True,
                        logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
-                       logits_processors=[_item_bias_processor(), _no_repeat_ngram_processor()], dtype=dtype, seed=0,
+                       logits_processors=[_item_bias_processor(), _text_rules_processor()], dtype=dtype, seed=0,
                        max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
                        distributed_executor_backend="uni",
                        enforce_eager=bool(int(os.environ.get("GENREC_VLLM_EAGER", "1"))) if eager is None else eager)
@@ -256,7 +259,9 @@ class VLLMEngine(Engine):
             return SamplingParams(max_tokens=1, temperature=0.0, logprobs=len(q.candidates),
                                   allowed_token_ids=[self.off + c for c in q.candidates], detokenize=False)
         return SamplingParams(max_tokens=q.max_new_tokens, temperature=0.0, allowed_token_ids=self.text_tokens,
-                              skip_special_tokens=True, extra_args={"no_repeat_ngram_size": q.no_repeat_ngram})
+                              skip_special_tokens=True,
+                              extra_args={"no_repeat_ngram_size": q.no_repeat_ngram,
+                                          "bad_words_ids": ban_ids(self.rec.model, list(q.bans))})
 
     def _read(self, q: Query, out):
         o = out.outputs[0]
