@@ -156,6 +156,7 @@ def run_sasrec(ds: PreparedDataset, a) -> dict:
         model._build_model_from_dataset(data)
         model.fit_trainer = copy.deepcopy(model._trainer)
         model.is_fitted = True
+        model.lightning_model.is_fitted = True  # else its on_train_start draws fresh weights over the saved ones
         model.torch_model.load_state_dict(st["weights"])
         model.lightning_model.configure_optimizers().load_state_dict(st["adam"])
 

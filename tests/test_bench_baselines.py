@@ -91,6 +91,13 @@ def test_rectools_sasrec_resumes_with_its_weights_and_adam_state(tmp_path):
     assert res["valid_curve"][:2] == saved["curve"]
     # the third epoch continued Adam's moments: its step count went on from the saved one
     assert again["model"]["adam"]["state"][0]["step"].item() == steps * 3 / 2
+    # ... and the saved weights: a run of three epochs in one go ends where the resumed one does
+    # (RecTools draws fresh weights at the start of training unless told the model is fitted)
+    whole = tmp_path / "whole.pt"
+    b.run_sasrec(ds, SimpleNamespace(**{**vars(a), "max_epochs": 3, "resume": whole}))
+    w1, w2 = torch.load(whole, weights_only=False)["model"]["weights"], again["model"]["weights"]
+    for k in (k for k in w1 if w1[k].dim() > 1):  # the matrices, which a fresh draw would replace
+        assert torch.linalg.norm(w1[k] - w2[k]) <= 0.05 * torch.linalg.norm(w1[k]) + 1e-6, k
 
 
 @pytest.mark.baselines
