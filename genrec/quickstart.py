@@ -2,7 +2,8 @@
 
 prepare MovieLens-100K → train the default recipe (adapters/lora-smollm2.yaml:
 the real SmolLM2-135M, LoRA, atomic item tokens) for a few minutes → evaluate
-on every test user (sequential full ranking, direct 1-of-100) and a sample
+on every test user (sequential full ranking; direct 1-of-100, the candidates ranked by the same
+sequential prompt, as `Recommender.choose` does) and a sample
 for explanations → the table beside most-popular (computed now), with the paired
 bootstrap interval of each HR@10 difference over the same users → sample
 recommendations with titles and one explanation. It reads nothing from eval/.
@@ -80,22 +81,23 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
     log("[3/4] evaluating on the test split")
     rec = Recommender.from_pretrained(run_dir / "best", data)
     t0 = time.perf_counter()
-    # sequential: a seen and an unseen template; direct (100 candidates in the prompt, the costly
-    # one on a CPU): the seen template
+    # sequential: a seen and an unseen template, each also ranking the 100 direct candidates from
+    # the same pass (atomic items; how choose() answers a candidate list: eval/plan.yaml)
     main = evaluate(rec.model, ds, rec.features, "test", eval_users, ("sequential",), "first",
                     recipe.tasks.max_history)
-    direct = evaluate(rec.model, ds, rec.features, "test", eval_users, ("direct",), "first-seen",
-                      recipe.tasks.max_history)
-    main["families"].update(direct["families"])
+    if not any("candidates_from_sequential" in v for v in main["families"]["sequential"].values()):
+        direct = evaluate(rec.model, ds, rec.features, "test", eval_users, ("direct",), "first-seen",
+                          recipe.tasks.max_history)  # item text: choose() uses the direct prompt
+        main["families"].update(direct["families"])
     expl = evaluate(rec.model, ds, rec.features, "test", explain_users, ("explanation",), "first",
                     recipe.tasks.max_history)
     eval_s = time.perf_counter() - t0
     pop = popularity_results(ds, test_users(ds, "test", eval_users))
-    seq = [v for k, v in main["families"]["sequential"].items() if not k.startswith("mean_")]
-    dire = [v for k, v in main["families"]["direct"].items() if not k.startswith("mean_")]
+    seq_ids = [k for k in main["families"]["sequential"] if not k.startswith("mean_")]
     results = {"train": train_summary, "genrec": main, "explanation": expl, "popularity": pop,
-               "ci95_vs_pop": {"sequential": versus_popularity(seq[0], pop["sequential"]),
-                               "direct": versus_popularity(dire[0], pop["direct"])},
+               "ci95_vs_pop": {"sequential": versus_popularity(main["families"]["sequential"][seq_ids[0]],
+                                                               pop["sequential"]),
+                               "direct": versus_popularity(direct_of(main, seq_ids[0])[1], pop["direct"])},
                "eval_seconds": round(eval_s, 1)}
     results["rows"], results["train_seconds"] = summary_rows(results), train_summary.get("seconds")
     table = comparison_table(results)
@@ -119,17 +121,27 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
     return results
 
 
+def direct_of(results: dict, seq_id: str) -> tuple[str, dict]:
+    """The direct task's result beside a sequential template: its candidates ranked by that
+    template's prompt (atomic items), else the seen direct template's."""
+    fam = results["families"]
+    if "candidates_from_sequential" in fam["sequential"][seq_id]:
+        return f"candidates ranked by {seq_id}", fam["sequential"][seq_id]["candidates_from_sequential"]
+    tid, r = next((k, v) for k, v in fam["direct"].items() if not k.startswith("mean_"))
+    return tid, r
+
+
 def summary_rows(results: dict) -> list[dict]:
-    """The table as data: per genrec sequential template (with the seen direct template) and most
-    popular, HR@10 / NDCG@10 of both tasks; genrec rows carry the paired 95 % interval of their
+    """The table as data: per genrec sequential template (with its direct result, `direct_of`) and
+    most popular, HR@10 / NDCG@10 of both tasks; genrec rows carry the paired 95 % interval of their
     sequential HR@10 difference from most popular (`ci95_vs_pop`) and the training seconds."""
     keys = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
     fam, pop = results["genrec"]["families"], results["popularity"]
-    dire = next(v for k, v in fam["direct"].items() if not k.startswith("mean_"))
     rows = []
     for tid, seq in ((k, v) for k, v in fam["sequential"].items() if not k.startswith("mean_")):
+        how, dire = direct_of(results["genrec"], tid)
         ci = versus_popularity(seq, pop["sequential"])
-        rows.append({"model": f"genrec ({tid} {'seen' if seq['seen'] else 'unseen'})",
+        rows.append({"model": f"genrec ({tid} {'seen' if seq['seen'] else 'unseen'})", "direct_by": how,
                      "sequential": {k: seq[k] for k in keys}, "direct": {k: dire[k] for k in keys},
                      "ci95_vs_pop": ci["ci95"], "diff_vs_pop": ci["diff_hr@10"],
                      "train_seconds": (results.get("train") or {}).get("seconds")})
@@ -146,12 +158,10 @@ def comparison_table(results: dict) -> str:
     n = results["genrec"]["users"]
     lines = [f"| MovieLens-100K test ({n} users) | seq HR@5 | seq HR@10 | seq NDCG@5 | seq NDCG@10 | "
              "direct HR@5 | direct HR@10 | direct NDCG@10 |", "|---|---|---|---|---|---|---|---|"]
-    seq_ids = [k for k in fam["sequential"] if not k.startswith("mean_")]
-    dir_ids = [k for k in fam["direct"] if not k.startswith("mean_")]
-    for j, s in enumerate(seq_ids):
-        d = dir_ids[min(j, len(dir_ids) - 1)]
+    for s in (k for k in fam["sequential"] if not k.startswith("mean_")):
+        how, dire = direct_of(results["genrec"], s)
         tag = "seen" if fam["sequential"][s]["seen"] else "unseen"
-        lines.append(row(f"genrec ({s} {tag} / {d} seen)", fam["sequential"][s], fam["direct"][d]))
+        lines.append(row(f"genrec ({s} {tag}; direct: {how})", fam["sequential"][s], dire))
     p = results["popularity"]
     lines.append(row("most popular", p["sequential"], p["direct"]))
     for fam, c in (results.get("ci95_vs_pop") or {}).items():

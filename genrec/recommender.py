@@ -193,8 +193,11 @@ class Recommender:
             raise RecommenderError("choose() candidates must be distinct items")
         if not hist:
             raise RecommenderError("choose() needs a history: name a user or give at least one item")
-        _, batch = self._prompt(self._template("direct", "item"), u, hist, candidates=cands)
-        return Query("direct", "candidates", batch, candidates=tuple(cands))
+        # atomic items: the candidates' scores from the sequential prompt, which ranks a candidate list
+        # better than the direct prompt on validation (eval/plan.yaml); item text: the direct prompt
+        fam = "sequential" if self.model.codec.mode == "atomic" else "direct"
+        _, batch = self._prompt(self._template(fam, "item"), u, hist, candidates=cands)
+        return Query(fam, "candidates", batch, candidates=tuple(cands))
 
     def query_explain(self, user: str | int | None, item: str | int, max_new_tokens: int = 40,
                       history: list[str] | None = None) -> Query:

@@ -86,7 +86,7 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     assert main(["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30",
                  "--explain-users", "2"]) == 0
     out = capsys.readouterr().out
-    assert "| most popular |" in out and "genrec (seq-1 seen / dir-4 seen)" in out
+    assert "| most popular |" in out and "genrec (seq-1 seen; direct: candidates ranked by seq-1)" in out
     assert "recently watched" in out and "->" in out
     res = __import__("json").loads((tmp_path / "results.json").read_text())
     assert res["genrec"]["users"] == 30
@@ -95,6 +95,8 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     seen, pop = rows["genrec (seq-1 seen)"], rows["most popular"]
     assert seen["sequential"]["hr@10"] == res["genrec"]["families"]["sequential"]["seq-1"]["hr@10"]
     assert pop["direct"]["hr@10"] == res["popularity"]["direct"]["hr@10"]
+    assert seen["direct"]["hr@10"] == res["genrec"]["families"]["sequential"]["seq-1"]["candidates_from_sequential"]["hr@10"]
+    assert res["ci95_vs_pop"]["direct"]["users"] == 30 and "direct" not in res["genrec"]["families"]
     lo, hi = seen["ci95_vs_pop"]
     assert lo <= seen["sequential"]["hr@10"] - pop["sequential"]["hr@10"] <= hi
     assert res["train_seconds"] == seen["train_seconds"] > 0

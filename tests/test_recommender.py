@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from genrec.recommender import Recommender, RecommenderError
@@ -28,10 +30,15 @@ def test_recommend_returns_k_unseen_real_items_with_titles(rec):
     assert all(r["model_id"] == rec.ds.item_ids[rec.ds.item_by_raw[r["id"]]] for r in out)
 
 
-def test_choose_ranks_every_candidate(rec):
+def test_choose_ranks_every_candidate_as_the_sequential_prompt_does(rec):
     cands = rec.ds.item_raw_ids[:6]
     out = rec.choose(rec.ds.user_raw_ids[1], cands)
     assert sorted(r["id"] for r in out) == sorted(cands)
+    u = rec.ds.user_raw_ids[1]
+    q, full = rec.query_choose(u, cands), rec.query_recommend(u, 5)
+    same = q.batch["input_ids"].tolist() == full.batch["input_ids"].tolist()
+    assert same == (rec.model.codec.mode == "atomic")  # atomic items: scored from the recommend prompt
+    assert abs(sum(math.exp(r["score"]) for r in out) - 1) < 1e-4  # probabilities among the candidates
 
 
 def test_explain_and_ask(rec):
