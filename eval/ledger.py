@@ -131,7 +131,9 @@ def build(plan: dict) -> list[dict]:
                                                    "train_seconds": res["train"]["seconds"]}}
                 new = genrec_rows(q, rel, plan)
                 new[0]["config"] += " (" + res["note"].split(":")[0] + ")" if res.get("note") else ""
-                if not res.get("note"):  # the default recipe as the quickstart runs it: no choice was made
+                if res.get("selected_by"):  # the file says how its recipe was chosen
+                    new[0]["selected_by"] = res["selected_by"]
+                elif not res.get("note"):  # the default recipe as the quickstart runs it: no choice was made
                     new[0]["selected_by"] = "none"
             elif res.get("kind") == "baseline" or "popularity" in res:
                 new = baseline_rows(res, rel)
