@@ -23,7 +23,7 @@ import torch
 
 from genrec.batches import Collator, make_example, pictured_items
 from genrec.data.dataset import PreparedDataset
-from genrec.data.examples import explanation_bans, explanation_lead, grounding
+from genrec.data.examples import explanation_bans, explanation_lead, grounding, review_words
 from genrec.decoding import NO_REPEAT_NGRAM, build_trie, generate_text, score_candidates, topk_items
 from genrec.modeling.backbone import autocast
 from genrec.modeling.model import GenRecModel
@@ -147,7 +147,8 @@ class Recommender:
                   "n": len(candidates or []), "answer": "yes", "explanation": "", "feature": "it", "rating": "5",
                   "category": "", "year": ""}
         if "facts" in template.slots:  # the same grounding as training and evaluation
-            values["facts"] = grounding(self.ds, values["item"], history)
+            words = review_words(self.ds, user, len(self.ds.sequence(user))) if user is not None else []
+            values["facts"] = grounding(self.ds, values["item"], history, words=words)
         ex = make_example(self.ds, self.model, template, -1 if user is None else user, "test",
                           np.random.default_rng(0), self.max_history, None, self.images, values=values)
         return ex, self.collator.prompts([ex])

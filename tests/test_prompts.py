@@ -148,3 +148,37 @@ def test_bad_template_files(tmp_path, body, message):
     with pytest.raises(TemplateError, match=message) as e:
         load_family(p)
     assert str(p) in str(e.value)
+
+
+def test_review_data_grounds_explanations_in_the_users_own_earlier_words(ml100k, tmp_path):
+    """Amazon format: the facts carry the feature words the user's earlier reviews use most (P5's
+    explanation features), most frequent first, never the word of the review being explained;
+    MovieLens has no reviews, so its prompts are as before."""
+    import json
+
+    from genrec.config import DataConfig
+    from genrec.data.dataset import PreparedDataset
+    from genrec.data.examples import example_values, review_words
+    from genrec.data.loaders import load_raw
+    from genrec.prompts import load_templates
+
+    meta = [{"asin": f"B{i}", "title": f"Thing {i}", "categories": [["Gear"]]} for i in range(6)]
+    reviews = [{"reviewerID": u, "asin": f"B{i}", "unixReviewTime": 1300000000 + 10 * i + k, "overall": 4.0,
+                "reviewText": f"review {i} by {u}", "summary": "ok"}
+               for k, (u, n) in enumerate((("A1", 6), ("A2", 3))) for i in range(n)]
+    (tmp_path / "meta.json").write_text("\n".join(json.dumps(m) for m in meta))
+    (tmp_path / "reviews.json").write_text("\n".join(json.dumps(r) for r in reviews))
+    cfg = DataConfig(source="amazon", path=str(tmp_path / "reviews.json"), items_path=str(tmp_path / "meta.json"),
+                     k_core=1, n_candidates=3)
+    ds = PreparedDataset.build(load_raw(cfg), cfg)
+    u = ds.user_by_raw["A1"]
+    b = ds._bounds[u]
+    # the user's six reviews in order: the last (the test target) says "zipper"
+    ds.interactions.loc[ds.interactions.index[b:b + 6], "feature"] = ["soft", "Strap", "strap", None, "soft", "zipper"]
+    assert review_words(ds, u, 5) == ["soft", "strap"]  # counted case-blind; ties: first seen first
+    assert review_words(ds, u, 5, k=1) == ["soft"] and review_words(ds, u, 0) == []
+    t = next(t for t in load_templates()["explanation"] if "facts" in t.slots)
+    facts = example_values(ds, t, u, "test", np.random.default_rng(0), 10)["facts"]
+    assert facts.endswith("the user's reviews mention soft, strap") and "zipper" not in facts
+    assert review_words(ds, -1, 5) == []  # a caller the dataset does not know
+    assert review_words(ml100k, 0, len(ml100k.sequence(0))) == []

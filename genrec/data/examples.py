@@ -15,6 +15,7 @@ personal part is which earlier film of *this* user it connects to.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -121,11 +122,24 @@ LINK_ORDER = (("sequel", "the prequel to"), ("prequel", "the sequel to"), ("dire
               ("written_by", "written by the writer of"), ("actor", "sharing cast with"))  # most specific first
 
 
-def grounding(ds: PreparedDataset, item: int, history: np.ndarray | list[int], max_links: int = 3) -> str:
+def review_words(ds: PreparedDataset, user: int, position: int, k: int = 3) -> list[str]:
+    """The feature words (P5's explanation features) the user's reviews before `position` use most,
+    most frequent first; [] for data without reviews or a caller the dataset does not know."""
+    if user < 0 or "feature" not in ds.interactions.columns:
+        return []
+    start = ds._bounds[user]
+    rows = ds.interactions["feature"].iloc[start:start + position]
+    counts = Counter(w.strip().lower() for w in rows if isinstance(w, str) and w.strip())
+    return [w for w, _ in counts.most_common(k)]
+
+
+def grounding(ds: PreparedDataset, item: int, history: np.ndarray | list[int], max_links: int = 3,
+              words: list[str] | None = None) -> str:
     """The facts an explanation of `item` for this history may use, as the prompt's {facts} slot: the
     item's title, year, genres and awards, then the true links between it and films in the history
     (a sequel or prequel, the same director, writer or cast), most specific first, most recent film
-    first. Without knowledge-graph facts (Amazon): title and categories only."""
+    first. Without knowledge-graph facts (Amazon): title and categories, and `words` (the user's
+    review vocabulary, `review_words`) where given."""
     rec = ds.items.iloc[item]
     year = "" if pd.isna(rec["year"]) else f" ({int(rec['year'])})"
     genres = [g for g in str(rec["category"] or "").split("|") if g and g != "unknown"]
@@ -157,6 +171,8 @@ def grounding(ds: PreparedDataset, item: int, history: np.ndarray | list[int], m
                     links.append(f"{phrase} {ds.title(h)}")
     if links:
         out.append("links to the user's films: " + "; ".join(links))
+    if words:
+        out.append("the user's reviews mention " + ", ".join(words))
     return ". ".join(out)
 
 
@@ -248,5 +264,5 @@ def example_values(
         text, feature, rating = explanation_for(ds, user, pos)
         v["explanation"], v["feature"], v["rating"] = text, feature or "it", f"{rating:g}"
     if "facts" in template.slots:
-        v["facts"] = grounding(ds, item, seq[:pos])
+        v["facts"] = grounding(ds, item, seq[:pos], words=review_words(ds, user, pos))
     return v
