@@ -207,8 +207,12 @@ class ModelConfig:
     attention_dropout: float | None = _f(None, "decoder backbones: dropout on the frozen backbone's attention "
                                          "probabilities while training (SASRec uses 0.5); default: the "
                                          "backbone's own (0 for SmolLM2)")
+    layers: int = _f(0, "decoder backbones: keep only the first k layers of the frozen backbone (SLMRec); "
+                        "cost per token falls in proportion; 0 = all")
 
     def __post_init__(self) -> None:
+        if self.layers < 0:
+            raise ConfigError(f"model.layers must be >= 0 (0 = all), got {self.layers}")
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.visual_tokens < 1:

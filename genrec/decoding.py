@@ -232,10 +232,13 @@ class RowBans(LogitsProcessor):
 
     def __init__(self, rows: list[list[list[int]]]):
         self.rows = rows
+        self.start: int | None = None  # generated tokens begin here (after any prompt, decoder start, lead)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        for r, seqs in enumerate(self.rows):
-            ban = banned_by_words(input_ids[r].tolist(), seqs) if seqs else ()
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        for r, seqs in enumerate(self.rows):  # matched on the output only, as the vLLM engine does
+            ban = banned_by_words(input_ids[r, self.start:].tolist(), seqs) if seqs else ()
             if ban:
                 scores[r, list(ban)] = float("-inf")
         return scores

@@ -200,3 +200,15 @@ def test_a_banned_word_is_never_generated_and_bans_are_per_row(cyc, backbone):
     assert generate_text(m, batch, 12, leads=leads, bans=[[]] * 4) == free
     with pytest.raises(ValueError, match="one ban list per prompt row"):
         generate_text(m, batch, 8, bans=[["a"]])
+
+
+def test_row_bans_match_the_generated_tokens_only():
+    """A banned two-token word whose first token ends the prompt (or lead) is not completed by the
+    first generated token; once the output itself has the first token, the second is banned. Per row."""
+    from genrec.decoding import RowBans
+    rb = RowBans([[[1, 2]], []])
+    first = rb(torch.tensor([[5, 1], [5, 1]]), torch.zeros(2, 4))
+    assert torch.isfinite(first).all()
+    then = rb(torch.tensor([[5, 1, 1], [5, 1, 1]]), torch.zeros(2, 4))
+    assert then[0, 2] == float("-inf") and torch.isfinite(then[0, [0, 1, 3]]).all()
+    assert torch.isfinite(then[1]).all()

@@ -260,3 +260,40 @@ def test_attention_dropout_acts_on_the_decoder_only_in_training():
         GenRecModel(replace(recipe("tiny-t5"), model=replace(recipe("tiny-t5").model, attention_dropout=0.1)))
     with pytest.raises(ConfigError, match="attention_dropout"):
         ModelConfig(attention_dropout=1.0)
+
+
+def test_kept_layers_are_the_first_ones_and_survive_save_and_load(tmp_path):
+    """model.layers=k: the truncated model's logits are the full model's layer-k hidden states through
+    the final norm and head; its checkpoint reloads it with k layers."""
+    import json
+    from dataclasses import replace
+
+    from genrec.config import ConfigError
+    torch.manual_seed(0)
+    full = GenRecModel(recipe("tiny-llama", type="lora", r=4))
+    assert full.base_model().config.num_hidden_layers == 2
+    torch.manual_seed(0)  # the same projector
+    one = GenRecModel(replace(full.recipe, model=replace(full.recipe.model, layers=1)))
+    b = batch(full)
+    base_full, base_one = full.base_model(), one.base_model()
+    assert len(base_one.get_decoder().layers) == 1 and base_one.config.num_hidden_layers == 1
+    full.eval(), one.eval()
+    with torch.no_grad():
+        emb = full.embed(b["input_ids"], b["image_feats"])
+        h = base_full.model(inputs_embeds=emb, attention_mask=b["attention_mask"],
+                            output_hidden_states=True).hidden_states[1]  # after the first layer
+        want = base_full.lm_head(base_full.model.norm(h))
+        got = base_one(inputs_embeds=one.embed(b["input_ids"], b["image_feats"]),
+                       attention_mask=b["attention_mask"]).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(logits(one, b), logits(full, b))
+    one.save_pretrained(tmp_path / "ck", item_ids=["a", "b"])
+    back = GenRecModel.from_pretrained(tmp_path / "ck")
+    assert back.base_model().config.num_hidden_layers == 1
+    torch.testing.assert_close(logits(back, b), logits(one, b), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="model.layers=3: the backbone has 2 layers"):
+        GenRecModel(replace(full.recipe, model=replace(full.recipe.model, layers=3)))
+    with pytest.raises(ValueError, match="decoder backbones only"):
+        GenRecModel(replace(recipe("tiny-t5"), model=replace(recipe("tiny-t5").model, layers=1)))
+    with pytest.raises(ConfigError, match="model.layers"):
+        ModelConfig(layers=-1)

@@ -241,6 +241,25 @@ def _guess_targets(config) -> tuple[str, ...]:
     return LLAMA_LORA
 
 
+def keep_layers(model: nn.Module, k: int) -> int:
+    """Keep only the first `k` layers of a transformers decoder (SLMRec: the upper layers of an LLM
+    recommender add little to ranking); the final norm and the head stay. The config follows, so a
+    saved or exported model (vLLM) describes the truncated stack. Returns the layer count before."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError("model.layers: keeping the first layers is for decoder backbones only (not T5)")
+    stack = getattr(model.get_decoder(), "layers", None)
+    if not isinstance(stack, nn.ModuleList):
+        raise ValueError(f"model.layers: {type(model).__name__} has no decoder layer list to truncate")
+    n = len(stack)
+    if not 1 <= k <= n:
+        raise ValueError(f"model.layers={k}: the backbone has {n} layers (choose 1..{n}, or 0 for all)")
+    model.get_decoder().layers = nn.ModuleList(list(stack)[:k])
+    model.config.num_hidden_layers = k
+    if isinstance(getattr(model.config, "layer_types", None), list):
+        model.config.layer_types = model.config.layer_types[:k]
+    return n
+
+
 def set_attention_dropout(model: nn.Module, p: float) -> int:
     """Set the dropout on attention probabilities of every attention module of a transformers
     decoder (the ones that read a float `attention_dropout` at each forward pass, as Llama, Qwen,

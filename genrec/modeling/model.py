@@ -30,7 +30,7 @@ from genrec.checkpoint import CheckpointError, read_config
 from genrec.files import atomic_dir
 from genrec.config import SECTIONS, TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
-from genrec.modeling.backbone import Backbone, cache_kwarg, load_backbone, set_attention_dropout
+from genrec.modeling.backbone import Backbone, cache_kwarg, keep_layers, load_backbone, set_attention_dropout
 from genrec.modeling.items import (ItemCodec, ItemTable, add_atomic_tokens, cf_rows, item_cross_entropy, items_so_far,
                                    mix_init, title_init)
 from genrec.modeling.projector import VisualProjector, splice
@@ -69,6 +69,8 @@ class GenRecModel(nn.Module):
         proj_dtype = ref.dtype if ref.dtype in (torch.float32, torch.bfloat16, torch.float16) else torch.float32
         self.visual_proj = VisualProjector(clip_dim(recipe.model.clip_model), bb.hidden,
                                            recipe.model.visual_tokens).to(ref.device, proj_dtype)
+        if recipe.model.layers:
+            keep_layers(model, recipe.model.layers)
         if recipe.model.attention_dropout is not None:
             set_attention_dropout(model, recipe.model.attention_dropout)
         a = recipe.adapter
