@@ -265,7 +265,6 @@ def test_attention_dropout_acts_on_the_decoder_only_in_training():
 def test_kept_layers_are_the_first_ones_and_survive_save_and_load(tmp_path):
     """model.layers=k: the truncated model's logits are the full model's layer-k hidden states through
     the final norm and head; its checkpoint reloads it with k layers."""
-    import json
     from dataclasses import replace
 
     from genrec.config import ConfigError

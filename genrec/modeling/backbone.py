@@ -241,10 +241,10 @@ def _guess_targets(config) -> tuple[str, ...]:
     return LLAMA_LORA
 
 
-def keep_layers(model: nn.Module, k: int) -> int:
+def keep_layers(model: nn.Module, k: int) -> None:
     """Keep only the first `k` layers of a transformers decoder (SLMRec: the upper layers of an LLM
     recommender add little to ranking); the final norm and the head stay. The config follows, so a
-    saved or exported model (vLLM) describes the truncated stack. Returns the layer count before."""
+    saved or exported model (vLLM) describes the truncated stack."""
     if getattr(model.config, "is_encoder_decoder", False):
         raise ValueError("model.layers: keeping the first layers is for decoder backbones only (not T5)")
     stack = getattr(model.get_decoder(), "layers", None)
@@ -257,7 +257,6 @@ def keep_layers(model: nn.Module, k: int) -> int:
     model.config.num_hidden_layers = k
     if isinstance(getattr(model.config, "layer_types", None), list):
         model.config.layer_types = model.config.layer_types[:k]
-    return n
 
 
 def set_attention_dropout(model: nn.Module, p: float) -> int:
