@@ -209,10 +209,17 @@ class ModelConfig:
                                          "backbone's own (0 for SmolLM2)")
     layers: int = _f(0, "decoder backbones: keep only the first k layers of the frozen backbone (SLMRec); "
                         "cost per token falls in proportion; 0 = all")
+    rank_layers: int = _f(0, "decoder backbones: score items from the first k layers (early exit): ranking "
+                             "passes and item-loss steps run only those, text still runs every layer; 0 = all")
 
     def __post_init__(self) -> None:
         if self.layers < 0:
             raise ConfigError(f"model.layers must be >= 0 (0 = all), got {self.layers}")
+        if self.rank_layers < 0:
+            raise ConfigError(f"model.rank_layers must be >= 0 (0 = all), got {self.rank_layers}")
+        if self.layers and self.rank_layers >= self.layers:
+            raise ConfigError(f"model.rank_layers={self.rank_layers} must be below model.layers={self.layers} "
+                              "(the model already stops there: leave rank_layers at 0)")
         if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
             raise ConfigError(f"model.attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.visual_tokens < 1:
@@ -325,6 +332,11 @@ class Recipe:
     items: ItemsConfig = field(default_factory=ItemsConfig)
     tasks: TasksConfig = field(default_factory=TasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.model.rank_layers and self.items.tokens != "atomic":
+            raise ConfigError("model.rank_layers scores atomic item tokens (items.tokens=atomic); text IDs are "
+                              "generated through every layer")
 
 
 SECTIONS = ("data", "model", "adapter", "items", "tasks", "train")

@@ -16,6 +16,7 @@ import inspect
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -257,6 +258,27 @@ def keep_layers(model: nn.Module, k: int) -> None:
     model.config.num_hidden_layers = k
     if isinstance(getattr(model.config, "layer_types", None), list):
         model.config.layer_types = model.config.layer_types[:k]
+
+
+@contextmanager
+def first_layers(model: nn.Module, k: int):
+    """Inside the block the decoder runs only its first `k` layers, then its final norm (early exit:
+    items are scored there, text outside runs every layer); k = 0 changes nothing. It swaps the layer
+    list for the call, so callers must not share the model across threads meanwhile (genrec's engines
+    run one model call at a time)."""
+    if not k:
+        yield
+        return
+    dec = model.get_decoder()
+    full = dec.layers
+    if not 1 <= k < len(full):
+        raise ValueError(f"model.rank_layers={k}: the backbone has {len(full)} layers (choose 1..{len(full) - 1}, "
+                         "or 0 for all)")
+    dec.layers = nn.ModuleList(list(full)[:k])
+    try:
+        yield
+    finally:
+        dec.layers = full
 
 
 def set_attention_dropout(model: nn.Module, p: float) -> int:

@@ -30,7 +30,8 @@ from genrec.checkpoint import CheckpointError, read_config
 from genrec.files import atomic_dir
 from genrec.config import SECTIONS, TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
-from genrec.modeling.backbone import Backbone, cache_kwarg, keep_layers, load_backbone, set_attention_dropout
+from genrec.modeling.backbone import (Backbone, cache_kwarg, first_layers, keep_layers, load_backbone,
+                                     set_attention_dropout)
 from genrec.modeling.items import (ItemCodec, ItemTable, add_atomic_tokens, cf_rows, item_cross_entropy, items_so_far,
                                    mix_init, title_init)
 from genrec.modeling.projector import VisualProjector, splice
@@ -71,6 +72,11 @@ class GenRecModel(nn.Module):
                                            recipe.model.visual_tokens).to(ref.device, proj_dtype)
         if recipe.model.layers:
             keep_layers(model, recipe.model.layers)
+        if recipe.model.rank_layers:
+            if bb.kind == "t5":
+                raise ValueError("model.rank_layers: early exit is for decoder backbones only (not T5)")
+            with first_layers(model, recipe.model.rank_layers):  # checks the range once, at build
+                pass
         if recipe.model.attention_dropout is not None:
             set_attention_dropout(model, recipe.model.attention_dropout)
         a = recipe.adapter
@@ -195,8 +201,9 @@ class GenRecModel(nn.Module):
             # every atomic item in the prompt is also a target, predicted from the position before
             # it (causal, as SASRec trains), plus the answer after the last position
             embeds = self.embed(input_ids, image_feats)
-            hidden = self.base_model().get_decoder()(inputs_embeds=embeds,
-                                                     attention_mask=attention_mask).last_hidden_state  # [B, T, D]
+            with self.ranking_layers():
+                hidden = self.base_model().get_decoder()(inputs_embeds=embeds,
+                                                         attention_mask=attention_mask).last_hidden_state  # [B, T, D]
             nxt = input_ids[:, 1:]  # [B, T-1]
             is_item = nxt >= self.codec.offset
             h = torch.cat([hidden[:, :-1][is_item], hidden[:, -1]])  # [M + B, D]
@@ -242,13 +249,18 @@ class GenRecModel(nn.Module):
             if getattr(base.config, "tie_word_embeddings", False):
                 h = h * base.config.d_model ** -0.5  # T5 rescales before a tied output layer
             return h
-        # ranking only: in training, running the opening once measured no gain on a CPU
-        if not torch.is_grad_enabled() and input_ids.shape[0] > 1:
-            p = self.shared_prefix(input_ids, attention_mask)
-            if p >= MIN_SHARED_PREFIX:
-                return self._hidden_after_prefix(embeds, attention_mask, p)
-        out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
-        return out.last_hidden_state[:, -1]  # [B, D]
+        with self.ranking_layers():
+            # ranking only: in training, running the opening once measured no gain on a CPU
+            if not torch.is_grad_enabled() and input_ids.shape[0] > 1:
+                p = self.shared_prefix(input_ids, attention_mask)
+                if p >= MIN_SHARED_PREFIX:
+                    return self._hidden_after_prefix(embeds, attention_mask, p)
+            out = base.get_decoder()(inputs_embeds=embeds, attention_mask=attention_mask)
+            return out.last_hidden_state[:, -1]  # [B, D]
+
+    def ranking_layers(self):
+        """Context in which the decoder stops at `model.rank_layers` (early exit; all layers when 0)."""
+        return first_layers(self.base_model(), self.recipe.model.rank_layers)
 
     def shared_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
         """Length of the text every row starts with (left-padded rows; stops before any <img>, whose

@@ -102,6 +102,9 @@ def check_servable(model) -> None:
     if model.codec.mode != "atomic":
         raise EngineError("the vLLM engine serves atomic item tokens (items.tokens=atomic, the default "
                           f"recipe); this checkpoint writes items as {model.codec.mode!r} IDs: use --engine hf")
+    if model.recipe.model.rank_layers:
+        raise EngineError(f"this checkpoint scores items after layer {model.recipe.model.rank_layers} "
+                          "(model.rank_layers) and vLLM runs every layer: serve it with --engine hf")
 
 
 def export_for_vllm(rec: Recommender, out: Path) -> Path:
