@@ -20,7 +20,7 @@ def model_info(recipe: Recipe, n_items: int = 1000) -> dict:
     if bb.tokenizer is None:  # real backbones: a stand-in tokenizer is enough to count parameters
         from genrec.modeling.backbone import tiny_tokenizer
         bb = replace(bb, tokenizer=tiny_tokenizer(bb.kind))
-    r = replace(recipe, model=replace(recipe.model, quantize="none"))
+    r = replace(recipe, model=replace(recipe.model, quantize="none", rank_layers=0))  # the exit moves no weight
     atomic = r.items.tokens == "atomic"
     counted = replace(r, items=replace(r.items, tokens="text", mask_seen=False))  # the item table: counted below
     m = GenRecModel(counted, bb)
