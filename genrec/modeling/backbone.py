@@ -242,18 +242,26 @@ def _guess_targets(config) -> tuple[str, ...]:
     return LLAMA_LORA
 
 
+def decoder_stack(model: nn.Module, k: int, knob: str, early_exit: bool = False) -> nn.ModuleList:
+    """The decoder's layer list, after checking that `knob`'s value `k` fits it: 1..n layers kept
+    (`model.layers`), or 1..n-1 for an early exit (`model.rank_layers`, which must leave layers above
+    it). Decoder backbones only; one error line otherwise."""
+    if getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError(f"{knob}: choosing decoder layers is for decoder backbones only (not T5)")
+    stack = getattr(model.get_decoder(), "layers", None)
+    if not isinstance(stack, nn.ModuleList):
+        raise ValueError(f"{knob}: {type(model).__name__} has no decoder layer list")
+    top = len(stack) - 1 if early_exit else len(stack)
+    if not 1 <= k <= top:
+        raise ValueError(f"{knob}={k}: the backbone has {len(stack)} layers (choose 1..{top}, or 0 for all)")
+    return stack
+
+
 def keep_layers(model: nn.Module, k: int) -> None:
     """Keep only the first `k` layers of a transformers decoder (SLMRec: the upper layers of an LLM
     recommender add little to ranking); the final norm and the head stay. The config follows, so a
     saved or exported model (vLLM) describes the truncated stack."""
-    if getattr(model.config, "is_encoder_decoder", False):
-        raise ValueError("model.layers: keeping the first layers is for decoder backbones only (not T5)")
-    stack = getattr(model.get_decoder(), "layers", None)
-    if not isinstance(stack, nn.ModuleList):
-        raise ValueError(f"model.layers: {type(model).__name__} has no decoder layer list to truncate")
-    n = len(stack)
-    if not 1 <= k <= n:
-        raise ValueError(f"model.layers={k}: the backbone has {n} layers (choose 1..{n}, or 0 for all)")
+    stack = decoder_stack(model, k, "model.layers")
     model.get_decoder().layers = nn.ModuleList(list(stack)[:k])
     model.config.num_hidden_layers = k
     if isinstance(getattr(model.config, "layer_types", None), list):
@@ -269,11 +277,8 @@ def first_layers(model: nn.Module, k: int):
     if not k:
         yield
         return
+    full = decoder_stack(model, k, "model.rank_layers", early_exit=True)
     dec = model.get_decoder()
-    full = dec.layers
-    if not 1 <= k < len(full):
-        raise ValueError(f"model.rank_layers={k}: the backbone has {len(full)} layers (choose 1..{len(full) - 1}, "
-                         "or 0 for all)")
     dec.layers = nn.ModuleList(list(full)[:k])
     try:
         yield

@@ -30,7 +30,7 @@ from genrec.checkpoint import CheckpointError, read_config
 from genrec.files import atomic_dir
 from genrec.config import SECTIONS, TASK_FAMILIES, Recipe, from_dict, to_dict
 from genrec.modeling.adapters import add_bottlenecks, add_lora, is_trainable_name, set_trainable
-from genrec.modeling.backbone import (Backbone, cache_kwarg, first_layers, keep_layers, load_backbone,
+from genrec.modeling.backbone import (Backbone, cache_kwarg, decoder_stack, first_layers, keep_layers, load_backbone,
                                      set_attention_dropout)
 from genrec.modeling.items import (ItemCodec, ItemTable, add_atomic_tokens, cf_rows, item_cross_entropy, items_so_far,
                                    mix_init, title_init)
@@ -72,11 +72,8 @@ class GenRecModel(nn.Module):
                                            recipe.model.visual_tokens).to(ref.device, proj_dtype)
         if recipe.model.layers:
             keep_layers(model, recipe.model.layers)
-        if recipe.model.rank_layers:
-            if bb.kind == "t5":
-                raise ValueError("model.rank_layers: early exit is for decoder backbones only (not T5)")
-            with first_layers(model, recipe.model.rank_layers):  # checks the range once, at build
-                pass
+        if recipe.model.rank_layers:  # checked once, at build
+            decoder_stack(model, recipe.model.rank_layers, "model.rank_layers", early_exit=True)
         if recipe.model.attention_dropout is not None:
             set_attention_dropout(model, recipe.model.attention_dropout)
         a = recipe.adapter
