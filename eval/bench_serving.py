@@ -5,7 +5,7 @@ child process of this script, one after the other; clients in this process POST 
 (k=10, a spread of users, one keep-alive connection per client) from 1, 8 and 32 threads. Reports recommendations/s and p50/p95 latency per
 level and the vLLM/hf throughput ratio. Run it where both engines import (.venv-vllm on CPU):
 
-    .venv-vllm/bin/python eval/bench_serving.py --checkpoint runs/X/best  # scored after the last layer (model.rank_layers 0)
+    .venv-vllm/bin/python eval/bench_serving.py --checkpoint runs/X/best
 
 Targets (issue: serving): vLLM >= 3x the hf engine's throughput at 32 clients on CPU (>= 5x on a
 GPU); p50 of a single recommendation with the SmolLM2-135M default under 300 ms.
@@ -82,7 +82,7 @@ def load(url: str, engine: str, clients: list[int], n_req: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True,
-                    help="a checkpoint vLLM can serve (atomic items scored after the last layer: model.rank_layers 0)")
+                    help="a checkpoint vLLM can serve (decoder-only backbone, atomic items)")
     ap.add_argument("--data", default=None, help="prepared dataset (default: the checkpoint's)")
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--requests", type=int, default=48, help="requests per level (at least 2 per client)")

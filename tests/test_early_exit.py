@@ -7,7 +7,7 @@ import torch
 from genrec.config import ConfigError, ModelConfig
 from genrec.modeling.backbone import build_from_config
 from genrec.modeling.model import GenRecModel
-from genrec.serving.engine import EngineError, check_servable
+from genrec.serving.engine import ITEM_BIAS_FILE, RANK_DIR, export_for_vllm
 from tests.helpers import tiny_recipe
 
 IDS = [str(100 + i) for i in range(12)]
@@ -76,8 +76,6 @@ def test_checkpoint_keeps_the_exit_and_errors_are_one_line(tmp_path):
     assert back.recipe.model.rank_layers == 1
     with torch.no_grad():
         torch.testing.assert_close(back.answer_hidden(ids, mask), m.answer_hidden(ids, mask), rtol=0, atol=0)
-    with pytest.raises(EngineError, match="--engine hf"):
-        check_servable(m)
     with pytest.raises(ValueError, match="model.rank_layers=2: the backbone has 2 layers"):
         early_exit_model(k=2)
     t5 = tiny_recipe(backbone="tiny-t5", item_tokens="atomic")
@@ -90,3 +88,34 @@ def test_checkpoint_keeps_the_exit_and_errors_are_one_line(tmp_path):
     with pytest.raises(ConfigError, match="atomic"):
         r = tiny_recipe(item_tokens="text")
         replace(r, model=replace(r.model, rank_layers=1))
+
+
+def test_the_vllm_export_ranks_with_the_cut_model_and_writes_text_with_every_layer(tmp_path):
+    """What vLLM loads, read back with transformers: `rank/` (the model cut after layer k) gives
+    the checkpoint's item scores, the full export its text logits."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM
+
+    m = early_exit_model(k=1).eval()
+    out = export_for_vllm(SimpleNamespace(model=m), tmp_path / "export")  # merges the adapter into m
+    assert (out / ITEM_BIAS_FILE).is_file() and (out / RANK_DIR / ITEM_BIAS_FILE).is_file()
+    full = AutoModelForCausalLM.from_pretrained(out).eval()
+    cut = AutoModelForCausalLM.from_pretrained(out / RANK_DIR).eval()
+    assert (len(full.model.layers), len(cut.model.layers)) == (2, 1)
+    ids, mask = prompts(m)
+    off, n = m.codec.offset, len(m.codec)
+    bias = m.item_emb.bias.detach()
+    with torch.no_grad():
+        emb = m.embed(ids, None)
+        for row in range(ids.shape[0]):  # one unpadded prompt at a time, as vLLM receives them
+            keep = mask[row].bool()
+            e, one, ones = emb[row][keep][None], ids[row][keep][None], torch.ones(1, int(keep.sum()), dtype=torch.long)
+            items = cut(inputs_embeds=e).logits[0, -1, off:off + n] + bias
+            want = m.item_logits(m.answer_hidden(one, ones))[0]
+            torch.testing.assert_close(items, want, rtol=1e-4, atol=1e-4)
+            wrong = full(inputs_embeds=e).logits[0, -1, off:off + n] + bias  # every layer: not the scores
+            assert not torch.allclose(wrong, want, atol=1e-2)
+            text = full(inputs_embeds=e).logits[0, -1, :off]
+            torch.testing.assert_close(text, m(input_ids=one, attention_mask=ones).logits[0, -1, :off],
+                                       rtol=1e-4, atol=1e-4)

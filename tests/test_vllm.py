@@ -153,6 +153,35 @@ def test_concurrent_mixed_burst_through_the_server(engines):
         t.join(5)
 
 
+def test_an_early_exit_checkpoint_ranks_after_layer_k_and_writes_text_with_every_layer(ml100k_dir, tmp_path):
+    """model.rank_layers: vLLM ranks with the export cut after layer k and writes text with the
+    whole stack, so both engines give the same answers."""
+    from genrec.recommender import Recommender
+    from genrec.serving.engine import VLLMEngine
+    from genrec.train import train
+    from tests.helpers import tiny_recipe
+
+    r = tiny_recipe(steps=20, mixture={"sequential": 1, "direct": 1, "explanation": 1})
+    train(replace(r, model=replace(r.model, rank_layers=1)), ml100k_dir, tmp_path / "run", progress=False)
+    hf = HFEngine(Recommender.from_pretrained(tmp_path / "run/last", device="cpu", precision="no"))
+    vl = VLLMEngine(Recommender.from_pretrained(tmp_path / "run/last", device="cpu"), checkpoint=tmp_path / "run/last",
+                    cache_dir=tmp_path / "cache")
+    try:
+        assert vl.rank_llm is not vl.llm
+        rec, ds = hf.rec, hf.rec.ds
+        qs = [rec.query_recommend(ds.user_raw_ids[j], 10) for j in range(0, 40, 4)]
+        qs += [rec.query_choose(ds.user_raw_ids[j], ds.item_raw_ids[j:j + 7]) for j in range(3)]
+        qs += [rec.query_explain(ds.user_raw_ids[j], ds.item_raw_ids[j], max_new_tokens=16) for j in range(3)]
+        a, b = hf.run_batch(qs), vl.run_batch(qs)
+        for q, x, y in zip(qs, a, b):
+            if q.output == "text":
+                assert x == y
+            else:
+                same_ranking(x, y)
+    finally:
+        vl.close()
+
+
 def test_t5_and_text_ids_are_refused_with_a_reason(ml100k_dir, tmp_path):
     from genrec.recommender import Recommender
     from genrec.serving.engine import VLLMEngine

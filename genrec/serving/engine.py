@@ -15,13 +15,16 @@ checkpoint: LoRA merged into the weights (which also keeps it clear of vLLM's
 LoRA + prompt-embeds crash), the vocabulary extended by one row per atomic item
 (input row = the trained item embedding, output row = the trained item output
 vector) and the item output bias added by a small logits processor. Item-only
-output is `allowed_token_ids` over the item block, so it can only name real items.
+output is `allowed_token_ids` over the item block, so it can only name real items. A checkpoint
+that scores items after an early layer (model.rank_layers) gets a second export, cut after that
+layer, which answers item and candidate queries; text goes through every layer.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -33,8 +36,10 @@ from genrec.modeling.backbone import cache_dir as genrec_cache
 from genrec.recommender import Query, Recommender
 
 ENGINES = ("hf", "vllm")
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 ITEM_BIAS_FILE = "genrec_item_bias.json"
+RANK_DIR = "rank"  # inside an export: the model cut after layer model.rank_layers (early exit)
+LAYER_KEY = re.compile(r"\.layers\.(\d+)\.")
 
 
 class EngineError(ValueError):
@@ -102,13 +107,26 @@ def check_servable(model) -> None:
     if model.codec.mode != "atomic":
         raise EngineError("the vLLM engine serves atomic item tokens (items.tokens=atomic, the default "
                           f"recipe); this checkpoint writes items as {model.codec.mode!r} IDs: use --engine hf")
-    if model.recipe.model.rank_layers:
-        raise EngineError(f"this checkpoint scores items after layer {model.recipe.model.rank_layers} "
-                          "(model.rank_layers) and vLLM runs every layer: serve it with --engine hf")
+
+
+def _first_layers_only(state: dict, cfg: dict, k: int) -> tuple[dict, dict]:
+    """The state dict and config of the same model cut after decoder layer k (its final norm and
+    head kept): what an early-exit checkpoint scores items with."""
+    keep = {}
+    for name, t in state.items():
+        m = LAYER_KEY.search(name)
+        if m is None or int(m.group(1)) < k:
+            keep[name] = t
+    cfg = dict(cfg, num_hidden_layers=k)
+    if isinstance(cfg.get("layer_types"), list):
+        cfg["layer_types"] = cfg["layer_types"][:k]
+    return keep, cfg
 
 
 def export_for_vllm(rec: Recommender, out: Path) -> Path:
-    """Write the merged, item-extended backbone vLLM loads (safetensors + config + tokenizer)."""
+    """Write the merged, item-extended backbone vLLM loads (safetensors + config + tokenizer); for a
+    checkpoint that scores items after an early layer (model.rank_layers = k), also `out/rank`: the
+    same model cut after layer k, which ranks items while `out` writes text with every layer."""
     from safetensors.torch import save_file
 
     model = rec.model
@@ -126,16 +144,21 @@ def export_for_vllm(rec: Recommender, out: Path) -> Path:
     emb_key = next(k for k, v in state.items() if v.data_ptr() == emb.data_ptr() or k.endswith("embed_tokens.weight"))
     state[emb_key] = torch.cat([emb, model.item_emb.in_rows().detach().to(dtype)]).contiguous()
     state["lm_head.weight"] = torch.cat([head_w, model.item_emb.out_rows().detach().to(dtype)]).contiguous()
+    cfg = base.config.to_dict()
+    cfg.update(vocab_size=off + n, tie_word_embeddings=False, torch_dtype=str(dtype).replace("torch.", ""),
+               dtype=str(dtype).replace("torch.", ""))
+    cfg.pop("transformers_version", None)
+    bias = {"offset": off, "n_items": n, "bias": model.item_emb.bias.detach().float().tolist()}
+    parts = [(Path(), state, cfg)]
+    if model.recipe.model.rank_layers:
+        parts.append((Path(RANK_DIR), *_first_layers_only(state, cfg, model.recipe.model.rank_layers)))
     with atomic_dir(out, overwrite=True, kind="engine") as tmp:
-        save_file({k: v.cpu() for k, v in state.items()}, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        cfg = base.config.to_dict()
-        cfg.update(vocab_size=off + n, tie_word_embeddings=False, torch_dtype=str(dtype).replace("torch.", ""),
-                   dtype=str(dtype).replace("torch.", ""))
-        cfg.pop("transformers_version", None)
-        (tmp / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
-        model.tokenizer.save_pretrained(tmp)
-        bias = {"offset": off, "n_items": n, "bias": model.item_emb.bias.detach().float().tolist()}
-        (tmp / ITEM_BIAS_FILE).write_text(json.dumps(bias), encoding="utf-8")
+        for sub, st, c in reversed(parts):  # the bias file of `out` itself, last, marks the export complete
+            (tmp / sub).mkdir(exist_ok=True)
+            save_file({k: v.cpu() for k, v in st.items()}, str(tmp / sub / "model.safetensors"), metadata={"format": "pt"})
+            (tmp / sub / "config.json").write_text(json.dumps(c, indent=2), encoding="utf-8")
+            model.tokenizer.save_pretrained(tmp / sub)
+            (tmp / sub / ITEM_BIAS_FILE).write_text(json.dumps(bias), encoding="utf-8")
     return out
 
 
@@ -234,12 +257,15 @@ class VLLMEngine(Engine):
         self.text_tokens = [t for t in range(self.off) if t != model.image_token_id]
         if dtype is None:
             dtype = "float32" if str(model.base_model().dtype) == "torch.float32" else "bfloat16"
-        self.llm = LLM(model=str(self.export), tokenizer=str(self.export), enable_prompt_embeds=True,
-                       logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
-                       logits_processors=[_item_bias_processor(), _text_rules_processor()], dtype=dtype, seed=0,
-                       max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
-                       distributed_executor_backend="uni",
-                       enforce_eager=bool(int(os.environ.get("GENREC_VLLM_EAGER", "1"))) if eager is None else eager)
+        kw = dict(enable_prompt_embeds=True, logprobs_mode="processed_logprobs", max_logprobs=self.n_items,
+                  logits_processors=[_item_bias_processor(), _text_rules_processor()], dtype=dtype, seed=0,
+                  max_model_len=model.recipe.model.max_length + 256, max_num_seqs=max_num_seqs,
+                  distributed_executor_backend="uni",
+                  enforce_eager=bool(int(os.environ.get("GENREC_VLLM_EAGER", "1"))) if eager is None else eager)
+        self.llm = LLM(model=str(self.export), tokenizer=str(self.export), **kw)  # text: every layer
+        # items and candidates: the model cut after the early-exit layer when the checkpoint has one
+        rank = self.export / RANK_DIR
+        self.rank_llm = LLM(model=str(rank), tokenizer=str(rank), **kw) if model.recipe.model.rank_layers else self.llm
         self._lock = threading.Lock()
 
     @torch.inference_mode()
@@ -288,24 +314,27 @@ class VLLMEngine(Engine):
                 todo.append((j, q, {"prompt_embeds": self._embeds(q)}, self._params(q)))
             except Exception as e:
                 results[j] = e
-        if todo:
-            with self._lock:
-                outs = self.llm.generate([t[2] for t in todo], [t[3] for t in todo], use_tqdm=False)
-            for (j, q, _, _), out in zip(todo, outs):
-                try:
-                    results[j] = self._read(q, out)
-                except Exception as e:
-                    results[j] = e
+        with self._lock:
+            for llm, text in ((self.rank_llm, False), (self.llm, True)):
+                group = [t for t in todo if (t[1].output == "text") == text]
+                if not group:
+                    continue
+                outs = llm.generate([t[2] for t in group], [t[3] for t in group], use_tqdm=False)
+                for (j, q, _, _), out in zip(group, outs):
+                    try:
+                        results[j] = self._read(q, out)
+                    except Exception as e:
+                        results[j] = e
         return results
 
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
-        if llm is not None:
+        llms = {id(x): x for x in (getattr(self, "rank_llm", None), getattr(self, "llm", None)) if x is not None}
+        for llm in llms.values():
             try:
                 llm.llm_engine.engine_core.shutdown()
             except Exception:
                 pass
-            self.llm = None
+        self.llm = self.rank_llm = None
 
 
 def load_engine(name: str, checkpoint: str | Path, data: str | Path | None = None, device: str | None = None,
