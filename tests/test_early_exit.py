@@ -114,8 +114,9 @@ def test_the_vllm_export_ranks_with_the_cut_model_and_writes_text_with_every_lay
             items = cut(inputs_embeds=e).logits[0, -1, off:off + n] + bias
             want = m.item_logits(m.answer_hidden(one, ones))[0]
             torch.testing.assert_close(items, want, rtol=1e-4, atol=1e-4)
-            wrong = full(inputs_embeds=e).logits[0, -1, off:off + n] + bias  # every layer: not the scores
+            whole = full(inputs_embeds=e).logits[0, -1]
+            wrong = whole[off:off + n] + bias  # every layer: not the scores
             assert not torch.allclose(wrong, want, atol=1e-2)
-            text = full(inputs_embeds=e).logits[0, -1, :off]
+            text = whole[:off]
             torch.testing.assert_close(text, m(input_ids=one, attention_mask=ones).logits[0, -1, :off],
                                        rtol=1e-4, atol=1e-4)

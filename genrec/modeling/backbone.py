@@ -257,15 +257,22 @@ def decoder_stack(model: nn.Module, k: int, knob: str, early_exit: bool = False)
     return stack
 
 
+def cut_config(cfg: dict, k: int) -> dict:
+    """The config fields that change when a decoder is cut after layer k."""
+    out = {"num_hidden_layers": k}
+    if isinstance(cfg.get("layer_types"), list):
+        out["layer_types"] = cfg["layer_types"][:k]
+    return out
+
+
 def keep_layers(model: nn.Module, k: int) -> None:
     """Keep only the first `k` layers of a transformers decoder (SLMRec: the upper layers of an LLM
     recommender add little to ranking); the final norm and the head stay. The config follows, so a
     saved or exported model (vLLM) describes the truncated stack."""
     stack = decoder_stack(model, k, "model.layers")
     model.get_decoder().layers = nn.ModuleList(list(stack)[:k])
-    model.config.num_hidden_layers = k
-    if isinstance(getattr(model.config, "layer_types", None), list):
-        model.config.layer_types = model.config.layer_types[:k]
+    for key, value in cut_config({"layer_types": getattr(model.config, "layer_types", None)}, k).items():
+        setattr(model.config, key, value)
 
 
 @contextmanager

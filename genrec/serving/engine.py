@@ -32,7 +32,7 @@ import torch
 
 from genrec.decoding import append_leads, ban_ids, banned_by_words, lead_ids
 from genrec.files import atomic_dir
-from genrec.modeling.backbone import cache_dir as genrec_cache
+from genrec.modeling.backbone import cache_dir as genrec_cache, cut_config
 from genrec.recommender import Query, Recommender
 
 ENGINES = ("hf", "vllm")
@@ -117,10 +117,7 @@ def _first_layers_only(state: dict, cfg: dict, k: int) -> tuple[dict, dict]:
         m = LAYER_KEY.search(name)
         if m is None or int(m.group(1)) < k:
             keep[name] = t
-    cfg = dict(cfg, num_hidden_layers=k)
-    if isinstance(cfg.get("layer_types"), list):
-        cfg["layer_types"] = cfg["layer_types"][:k]
-    return keep, cfg
+    return keep, {**cfg, **cut_config(cfg, k)}
 
 
 def export_for_vllm(rec: Recommender, out: Path) -> Path:
