@@ -10,13 +10,15 @@ atomic token train with cross-entropy over the whole item block; every other
 target (text IDs, yes/no, explanations) with the token cross-entropy.
 
 Checkpoints (`<out>/last`, `<out>/best`) are written atomically: an
-interrupted run (Ctrl-C included) leaves the previous one intact.
+interrupted run leaves the previous one intact. Ctrl-C or SIGTERM lets the
+step in flight finish and writes `last/` at it (a second one stops at once).
 `last/` also holds `trainer_state.json` + `optimizer.safetensors` for resuming.
 """
 from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -243,7 +245,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
     t0, n_ex, smooth, lv = time.perf_counter(), 0, None, None
     step = start
-    restore = _sigterm_as_interrupt()
+    stop, restore = _stop_after_step(acc.num_processes == 1)
     try:
         for step in range(start + 1, tc.steps + 1):
             for micro in range(tc.grad_accum):
@@ -275,11 +277,18 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                               f"{res['ndcg@10']:.4f} ({res['users']} users)")
                 save(step, res)
                 acc.wait_for_everyone()
+            elif stop:
+                save(step, None)
+            if stop and step < tc.steps:
+                raise KeyboardInterrupt(stop[0])
     except KeyboardInterrupt:
         bar.close()
         done = json.loads((last / "trainer_state.json").read_text())["step"] if (last / "trainer_state.json").is_file() else None
-        log(f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — continue "
-            "with --resume" if done is not None else "no checkpoint was written yet"))
+        if done == step:
+            log(f"stopped after step {step}, saved in {last} — continue with --resume")
+        else:
+            log(f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — "
+                "continue with --resume" if done is not None else "no checkpoint was written yet"))
         raise
     finally:
         restore()
@@ -295,17 +304,26 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     return summary
 
 
-def _sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's preemption, `kill`, a container stop) like Ctrl-C while training:
-    the step in flight is dropped and the last checkpoint stays intact. Returns the function that
-    puts the previous handler back. Only the main thread may set handlers; elsewhere a no-op."""
+def _stop_after_step(graceful: bool):
+    """Ctrl-C or SIGTERM (a scheduler's preemption, `kill`, a container stop) while training.
+    `graceful` (one process): the first signal lets the step in flight finish, then the loop writes
+    last/ at that step and stops, so `--resume` loses nothing; a second signal stops at once. With
+    several processes (they would not agree on the step) every signal stops at once. Stopping at
+    once drops the step in flight and leaves the last checkpoint intact. Returns the list the loop
+    polls (non-empty: stop after this step) and the function that puts the previous handlers back.
+    Only the main thread may set handlers; elsewhere nothing changes."""
     import signal
     import threading
+    stop: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        return lambda: None
+        return stop, lambda: None
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
+    def on_signal(signum, frame):
+        name = signal.Signals(signum).name
+        if stop or not graceful:
+            raise KeyboardInterrupt(name)
+        stop.append(name)
+        print(f"\n{name}: stopping after this step and saving it (again to stop at once)", file=sys.stderr)
 
-    old = signal.signal(signal.SIGTERM, on_term)
-    return lambda: signal.signal(signal.SIGTERM, old)
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    return stop, lambda: [signal.signal(s, h) for s, h in old.items()]

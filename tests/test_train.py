@@ -97,31 +97,56 @@ def test_interrupt_keeps_the_last_checkpoint(cyc, tmp_path, monkeypatch):
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
 
 
-def test_sigterm_stops_training_like_ctrl_c(cyc, tmp_path, monkeypatch):
-    """A scheduler's SIGTERM mid-step: the same clean stop as Ctrl-C, the last checkpoint intact and
-    resumable, and the process's own SIGTERM handler back afterwards."""
+def signal_on_call(monkeypatch, n: int, signals) -> None:
+    """Send `signals` to this process during the n-th compute_loss call (mid-step)."""
     import os
-    import signal
 
     import genrec.train as T
     real, calls = T.compute_loss, []
 
-    def term(*args, **kw):
+    def send(*args, **kw):
         calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
+        if len(calls) == n:
+            for s in signals:
+                os.kill(os.getpid(), s)
         return real(*args, **kw)
 
-    monkeypatch.setattr(T, "compute_loss", term)
-    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(T, "compute_loss", send)
+
+
+def test_sigterm_finishes_the_step_saves_it_and_resumes_exactly(cyc, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM mid-step: the step finishes, last/ is written at it (not only at the
+    last evaluation), and resuming gives the uninterrupted run; the process's handlers come back.
+    A second signal stops at once and keeps the previous last/."""
+    import signal
+    recipe = tiny_recipe(steps=5, eval_every=2)
+    a = train(recipe, cyc, tmp_path / "a", progress=False)
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     msgs = []
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny_recipe(steps=10, eval_every=2), cyc, tmp_path / "r", progress=False, log=msgs.append)
-    assert signal.getsignal(signal.SIGTERM) is before
-    assert json.loads((tmp_path / "r/last/trainer_state.json").read_text())["step"] == 2
-    assert "continue with --resume" in msgs[0]
-    monkeypatch.setattr(T, "compute_loss", real)
-    assert train(tiny_recipe(steps=4, eval_every=2), cyc, tmp_path / "r", resume=True, progress=False)["steps"] == 4
+    with monkeypatch.context() as mp:
+        signal_on_call(mp, 3, [signal.SIGTERM])
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, cyc, tmp_path / "b", progress=False, log=msgs.append)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    assert json.loads((tmp_path / "b/last/trainer_state.json").read_text())["step"] == 3
+    assert msgs == [f"stopped after step 3, saved in {tmp_path / 'b/last'} — continue with --resume"]
+    b = train(recipe, cyc, tmp_path / "b", resume=True, progress=False)
+    assert b["resumed_from"] == 3 and b["last_loss"] == pytest.approx(a["last_loss"], rel=1e-4, abs=1e-5)
+    sa, sb = trainables(tmp_path / "a/last"), trainables(tmp_path / "b/last")
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-4, atol=1e-6)
+    # Ctrl-C twice in step 3: no wait, step 3 is dropped, the step-2 checkpoint stays
+    with monkeypatch.context() as mp:
+        signal_on_call(mp, 3, [signal.SIGINT, signal.SIGINT])
+        with pytest.raises(KeyboardInterrupt):
+            train(recipe, cyc, tmp_path / "c", progress=False, log=msgs.append)
+    assert json.loads((tmp_path / "c/last/trainer_state.json").read_text())["step"] == 2
+    assert "interrupted at step 3; the last checkpoint" in msgs[-1]
+    # a signal during the final step ends the run normally
+    with monkeypatch.context() as mp:
+        signal_on_call(mp, 5, [signal.SIGTERM])
+        assert train(recipe, cyc, tmp_path / "d", progress=False)["steps"] == 5
+    assert (tmp_path / "d/train_summary.json").is_file()
 
 
 def test_training_bad_inputs(cyc, tmp_path, ml100k):
