@@ -115,6 +115,25 @@ def thread_policy(threads: int | None = None) -> int:
     return n
 
 
+def solo_threads(per_process: int, local_processes: int, device_type: str) -> int:
+    """Threads for work the first process of a run does alone while the machine's other processes
+    wait in a barrier (validation in a multi-process CPU run): its own and theirs. Elsewhere
+    (one process, or a GPU) its own."""
+    return per_process * max(1, local_processes) if device_type == "cpu" else per_process
+
+
+@contextlib.contextmanager
+def solo_work(local_processes: int, device_type: str):
+    """Context for work the first process does alone (see `solo_threads`); threads restored after."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(solo_threads(n, local_processes, device_type))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def peak_memory() -> dict:
     """This process's peak resident memory (MB) so far, and the GPU's peak allocation when on CUDA."""
     import resource

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +39,7 @@ from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
 from genrec.checkpoint import SUMMARY_FILE, CheckpointError, check_dataset, data_fingerprint
 from genrec.modeling.model import GenRecModel
-from genrec.runtime import peak_memory
+from genrec.runtime import peak_memory, solo_work
 from genrec.prompts import load_templates
 from genrec.vision import recipe_features
 
@@ -215,7 +216,9 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
 
     def validate() -> dict:
         raw.eval()
-        with torch.no_grad(), acc.autocast():
+        # the other processes of this machine wait meanwhile: on a CPU, use their threads too
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if acc.num_processes > 1 else 1
+        with torch.no_grad(), acc.autocast(), solo_work(local, acc.device.type):
             raw.set_task("sequential")
             r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", recipe.tasks.max_history,
                                 images, batch_size=16, progress=False, seed=tc.seed)

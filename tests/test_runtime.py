@@ -62,3 +62,21 @@ def test_busy_cpus_sees_a_spinning_process():
     finally:
         p.kill()
     assert busy > 0.6 and busy >= idle - 0.5  # one spinning process is about one CPU
+
+
+def test_validation_alone_on_a_cpu_takes_the_waiting_processes_threads(monkeypatch):
+    """In a 2-process CPU run the first process validates while the other waits in a barrier: it
+    runs with both processes' threads, then goes back to its own; one process or a GPU: unchanged."""
+    import torch
+
+    from genrec.runtime import solo_threads, solo_work
+    assert solo_threads(1, 2, "cpu") == 2 and solo_threads(3, 2, "cpu") == 6
+    assert solo_threads(1, 1, "cpu") == 1 and solo_threads(1, 2, "cuda") == 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with solo_work(2, "cpu"):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
