@@ -2,8 +2,9 @@
 
 The same short training (a ranking recipe, B prompts an optimizer step) run twice, one after the
 other in one script: `genrec train --threads N` in one process, then
-`accelerate launch --cpu --num_processes N -m genrec train --threads 1 --train.batch_size B/N`
-(DDP: the same B prompts and one optimizer step per step, each process drawing its own). Prints
+`torchrun --nproc_per_node N -m genrec train --threads 1 --train.batch_size B/N` (DDP on gloo: the
+same B prompts and one optimizer step per step, each process drawing its own; `accelerate launch
+--cpu --num_processes N` starts one process here, not N). Prints
 seconds per step of each and their ratio. One torch process keeps only part of a second core
 busy (Python, the data, kernels that run on one thread), so on a CPU one process per core is the
 way to use them all.
@@ -47,8 +48,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = seconds_per_step([str(bin_ / "genrec")], a.data, a.steps, Path(tmp) / "one",
                                ["--threads", str(n), "--train.batch_size", str(b)])
-        many = seconds_per_step([str(bin_ / "accelerate"), "launch", "--cpu", "--num_processes", str(n),
-                                 "-m", "genrec"], a.data, a.steps, Path(tmp) / "many",
+        many = seconds_per_step([str(bin_ / "torchrun"), "--nproc_per_node", str(n), "-m", "genrec"],
+                                a.data, a.steps, Path(tmp) / "many",
                                 ["--threads", "1", "--train.batch_size", str(b // n)])
     res = {"cores": n, "prompts_per_step": b, "steps": a.steps, "data": a.data,
            "recipe": " ".join(RECIPE), "one_process_s_per_step": round(one, 3),

@@ -171,8 +171,12 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     # (a notebook, the tests) may ask for another precision, so drop the old one (not the
     # distributed setup, which `accelerate launch` made and which stays valid)
     AcceleratorState._reset_state(reset_partial_state=False)
+    from accelerate.utils import DistributedDataParallelKwargs
+    # a step trains one task family, so some trainable parts (the item block, the projector) get
+    # no gradient in some steps; DDP must be told, or it stops at the first such step
     acc = Accelerator(mixed_precision=best_precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
-                      cpu=not torch.cuda.is_available())
+                      cpu=not torch.cuda.is_available(),
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     if resume and acc.is_main_process:  # a finished run's summary no longer describes the run being extended
         (out / SUMMARY_FILE).unlink(missing_ok=True)
     torch.manual_seed(tc.seed)
