@@ -52,7 +52,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
     from genrec.evaluate import eval_users as test_users
     from genrec.evaluate import evaluate
     from genrec.recommender import Recommender
-    from genrec.train import train
+    from genrec.train import last_step, train
 
     work = Path(workdir)
     data, run_dir = work / "ml-100k", work / "run"
@@ -73,8 +73,7 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
         log(f"[2/4] using the trained run in {run_dir} (pass --retrain to train again)")
         train_summary = json.loads((work / "train.json").read_text()) if (work / "train.json").is_file() else {}
     else:
-        state = run_dir / "last" / "trainer_state.json"
-        done = json.loads(state.read_text(encoding="utf-8"))["step"] if state.is_file() else 0
+        done = last_step(run_dir) or 0
         if done >= steps:  # stopped at or past this --steps without finishing: start again
             done = 0
         if run_dir.exists() and not done:

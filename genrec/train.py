@@ -145,6 +145,12 @@ def collaborative_vectors(ds: PreparedDataset, dim: int = 64) -> np.ndarray:
     return cooccurrence_vectors(seqs, ds.n_items, dim)
 
 
+def last_step(out: str | Path) -> int | None:
+    """The step `<out>/last` holds (what `--resume` continues from), or None when there is none."""
+    state = Path(out) / "last" / "trainer_state.json"
+    return json.loads(state.read_text(encoding="utf-8"))["step"] if state.is_file() else None
+
+
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
           progress: bool = True, log=print, command: str | None = None) -> dict:
     """Train `recipe` on the prepared dataset at `data_dir` into `out` (see the module docstring).
@@ -290,7 +296,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                 raise KeyboardInterrupt(stop[0])
     except KeyboardInterrupt:
         bar.close()
-        done = json.loads((last / "trainer_state.json").read_text())["step"] if (last / "trainer_state.json").is_file() else None
+        done = last_step(out)
         if done == step:
             log(f"stopped after step {step}, saved in {last} — continue with --resume")
         else:

