@@ -258,7 +258,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     bar = tqdm(total=tc.steps, initial=start, desc="train", unit="step", disable=not (progress and acc.is_main_process))
     t0, n_ex, smooth, lv = time.perf_counter(), 0, None, None
     step = start
-    stop, restore = _stop_after_step(acc.num_processes == 1)
+    several = acc.num_processes > 1
+    stop, restore = _stop_after_step(several, acc.is_main_process)
     try:
         for step in range(start + 1, tc.steps + 1):
             for micro in range(tc.grad_accum):
@@ -273,7 +274,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                     opt.step()
                     sched.step()
                     opt.zero_grad(set_to_none=True)
-                n_ex += len(exs)
+                n_ex += len(exs) * acc.num_processes  # every process trains a batch of the same size
                 lv = float(loss.detach())
                 if not math.isfinite(lv):
                     raise FloatingPointError(f"loss became {lv} at step {step}; lower train.lr")
@@ -282,7 +283,11 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             rate = n_ex / max(1e-9, time.perf_counter() - t0)
             bar.set_postfix(loss=f"{smooth:.3f}", ex_s=f"{rate:.1f}", lr=f"{sched.get_last_lr()[0]:.1e}")
             bar.update(1)
-            if (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps:
+            # several processes decide together (a signal may reach them in different steps)
+            halt = acc.reduce(torch.tensor([float(bool(stop))], device=acc.device)).item() > 0 if several \
+                else bool(stop)
+            evaluated = (tc.eval_every and step % tc.eval_every == 0) or step == tc.steps
+            if evaluated:
                 res = validate() if acc.is_main_process and val_users else None
                 if res is not None:
                     state["evals"].append({"step": step, "loss": smooth, **{k: res[k] for k in ("hr@10", "ndcg@10")}})
@@ -290,17 +295,17 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                               f"{res['ndcg@10']:.4f} ({res['users']} users)")
                 save(step, res)
                 acc.wait_for_everyone()
-            elif stop:
+            elif halt:
                 save(step, None)
-            if stop and step < tc.steps:
-                raise KeyboardInterrupt(stop[0])
+                acc.wait_for_everyone()  # no process leaves (and makes a launcher kill the rest) before the save
+            if halt and step < tc.steps:
+                raise KeyboardInterrupt(stop[0] if stop else "a signal to another process")
     except KeyboardInterrupt:
         bar.close()
         done = last_step(out)
-        if done == step:
-            log(f"stopped after step {step}, saved in {last} — continue with --resume")
-        else:
-            log(f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — "
+        if acc.is_main_process:
+            log(f"stopped after step {step}, saved in {last} — continue with --resume" if done == step else
+                f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — "
                 "continue with --resume" if done is not None else "no checkpoint was written yet"))
         raise
     finally:
@@ -317,14 +322,16 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     return summary
 
 
-def _stop_after_step(graceful: bool):
+def _stop_after_step(several: bool, announce: bool = True):
     """Ctrl-C or SIGTERM (a scheduler's preemption, `kill`, a container stop) while training.
-    `graceful` (one process): the first signal lets the step in flight finish, then the loop writes
-    last/ at that step and stops, so `--resume` loses nothing; a second signal stops at once. With
-    several processes (they would not agree on the step) every signal stops at once. Stopping at
-    once drops the step in flight and leaves the last checkpoint intact. Returns the list the loop
-    polls (non-empty: stop after this step) and the function that puts the previous handlers back.
-    Only the main thread may set handlers; elsewhere nothing changes."""
+    The first signal lets the step in flight finish, then the loop writes last/ at that step and
+    stops, so `--resume` loses nothing. One process: a second signal stops at once (the last
+    checkpoint stays intact). Several processes: they agree after every step whether any was
+    signalled, so all stop after the same step; later signals are ignored, because a launcher
+    repeats the user's signal to its workers (torchrun forwards it, then kills workers that are
+    still running 30 s later). Returns the list that holds the first signal's name and the
+    function that puts the previous handlers back. Only the main thread may set handlers;
+    elsewhere nothing changes."""
     import signal
     import threading
     stop: list[str] = []
@@ -333,10 +340,14 @@ def _stop_after_step(graceful: bool):
 
     def on_signal(signum, frame):
         name = signal.Signals(signum).name
-        if stop or not graceful:
+        if stop and several:
+            return
+        if stop:
             raise KeyboardInterrupt(name)
         stop.append(name)
-        print(f"\n{name}: stopping after this step and saving it (again to stop at once)", file=sys.stderr)
+        if announce:
+            print(f"\n{name}: stopping after this step and saving it" + ("" if several else " (again to stop at once)"),
+                  file=sys.stderr)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     return stop, lambda: [signal.signal(s, h) for s, h in old.items()]

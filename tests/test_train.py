@@ -1,7 +1,10 @@
 import dataclasses
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,7 +195,49 @@ def test_ddp_with_two_cpu_processes(cyc, tmp_path):
     assert r.stdout.count("trained r: 4 steps") == 2  # both processes trained every step
     st = json.loads((tmp_path / "ddp/last/trainer_state.json").read_text())
     assert st["step"] == 4
+    summary = json.loads((tmp_path / "ddp/train_summary.json").read_text())
+    assert summary["examples"] == 4 * 4 * 2  # steps x prompts x processes
     GenRecModel.from_pretrained(tmp_path / "ddp/last")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("who", ["ctrl-c to all", "SIGTERM to rank 1 only"])
+def test_ddp_processes_stop_together_after_a_signal_and_save_that_step(cyc, tmp_path, who):
+    """A signal while 2 DDP processes train: all stop after the same step and last/ holds it.
+    Ctrl-C reaches torchrun and both workers (torchrun repeats it to them); a preemption may signal
+    one worker only, and the other must learn it in the same step (else DDP hangs)."""
+    import signal
+
+    import psutil
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("model: {backbone: tiny-llama, clip_model: genrec-tiny-clip, clip_pretrained: none, "
+                      "item_tokens: atomic, max_length: 96}\nadapter: {type: lora, r: 4}\n"
+                      "train: {steps: 2000, batch_size: 4, eval_every: 3, eval_users: 5, precision: 'no', "
+                      "max_history: 3, mixture: {sequential: 1.0}}\n")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "genrec", "train",
+           str(recipe), "--data", str(cyc), "--out", str(out), "--quiet", "--threads", "1"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        t0 = time.time()
+        while not (out / "last/trainer_state.json").exists():  # step 3's checkpoint: both are training
+            assert p.poll() is None and time.time() - t0 < 300, "the DDP run ended or stalled before step 3"
+            time.sleep(0.2)
+        if who == "ctrl-c to all":
+            os.killpg(p.pid, signal.SIGINT)
+        else:
+            ranks = {int(c.environ().get("RANK", -1)): c for c in psutil.Process(p.pid).children()}
+            ranks[1].send_signal(signal.SIGTERM)
+        text = "\n".join(p.communicate(timeout=120))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    m = re.search(r"stopped after step (\d+), saved in", text)
+    assert m, text[-3000:]
+    step = int(m.group(1))
+    assert 3 <= step < 2000 and text.count("stopped after step") == 1  # reported once, by the main process
+    assert json.loads((out / "last/trainer_state.json").read_text())["step"] == step
+    GenRecModel.from_pretrained(out / "last")
 
 
 def test_training_with_a_sampled_softmax_runs_end_to_end(tmp_path):
