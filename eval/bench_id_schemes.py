@@ -106,7 +106,6 @@ def main() -> None:
                     "from eval/results/baselines_<dataset>.json, e.g. after bench_baselines.py --subset 150)")
     a = ap.parse_args()
     if a.render:
-        from genrec.files import atomic_write_text
         out = attach_sasrec(json.loads(Path(a.render).read_text()))
         atomic_write_text(Path(a.render), json.dumps(out, indent=2) + "\n")
         atomic_write_text(Path(a.render).with_suffix(".md"), render(out))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from genrec.config import AdapterConfig, ModelConfig, Recipe, from_dict
+from genrec.config import AdapterConfig, ModelConfig, Recipe
 from genrec.modeling.backbone import BackboneError, build_from_config, load_backbone
 from genrec.checkpoint import CheckpointError
 from genrec.modeling.info import model_info

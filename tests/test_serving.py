@@ -3,7 +3,6 @@ requests (the server must answer 4xx and keep serving), the OpenAI-style chat ro
 import json
 import math
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 

@@ -3,7 +3,6 @@
 vLLM's CPU build pins its own torch, so these tests run in the second environment that
 `bash .ci/setup-vllm` makes (.venv-vllm; the README's test command runs them there).
 """
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -16,7 +16,6 @@ import numpy as np
 
 from genrec.claims import Checker
 from genrec.data.examples import metadata_explanation
-from genrec.recommender import RecommenderError
 from genrec.serving.chat import Intent
 
 WHY_NOT_DEPTH = 100  # "why not X?": how far down this person's ranking X is looked for
