@@ -81,9 +81,8 @@ def run(workdir: str | Path = "genrec-quickstart", steps: int | None = None, ret
         log(f"[2/4] training {recipe.name} ({recipe.model.backbone}, {recipe.adapter.type}, "
             f"{recipe.items.tokens} item tokens) for {steps} steps"
             + (f", continuing the interrupted run from step {done}" if done else ""))
-        train_summary = train(recipe, data, run_dir, resume=bool(done),
-                              log=lambda m: log(m.replace("continue with --resume",
-                                                          "run `genrec quickstart` again to continue")))
+        train_summary = train(recipe, data, run_dir, resume=bool(done), log=log,
+                              resume_hint="run `genrec quickstart` again to continue")
         atomic_write_text(work / "train.json", json.dumps(train_summary, indent=2))
     log("[3/4] evaluating on the test split")
     rec = Recommender.from_pretrained(run_dir / "best", data)

@@ -152,10 +152,12 @@ def last_step(out: str | Path) -> int | None:
 
 
 def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = False, features: str | None = None,
-          progress: bool = True, log=print, command: str | None = None) -> dict:
+          progress: bool = True, log=print, command: str | None = None,
+          resume_hint: str = "continue with --resume") -> dict:
     """Train `recipe` on the prepared dataset at `data_dir` into `out` (see the module docstring).
     Returns the run's summary, also written to `<out>/train_summary.json` (with `command`, the
-    command line to record, and the validation scores by step) for `genrec evaluate` to report."""
+    command line to record, and the validation scores by step) for `genrec evaluate` to report.
+    `resume_hint` ends the message an interruption logs (how the caller's user continues)."""
     from accelerate import Accelerator
     from transformers import get_cosine_schedule_with_warmup
 
@@ -304,9 +306,9 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         bar.close()
         done = last_step(out)
         if acc.is_main_process:
-            log(f"stopped after step {step}, saved in {last} — continue with --resume" if done == step else
+            log(f"stopped after step {step}, saved in {last} — {resume_hint}" if done == step else
                 f"interrupted at step {step}; " + (f"the last checkpoint ({last}, step {done}) is intact — "
-                "continue with --resume" if done is not None else "no checkpoint was written yet"))
+                f"{resume_hint}" if done is not None else "no checkpoint was written yet"))
         raise
     finally:
         restore()
