@@ -206,7 +206,10 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     sched = get_cosine_schedule_with_warmup(opt, int(tc.warmup * tc.steps), tc.steps)
     if resume:
         _load_optimizer(opt, sched, last)
-    model, opt, sched = acc.prepare(model, opt, sched)
+    # the schedule is not given to accelerate: its wrapper steps a scheduler once per process at
+    # every optimizer step (it assumes the step count was divided by the processes), so with 2
+    # processes the cosine ended halfway and the rate climbed back to its peak
+    model, opt = acc.prepare(model, opt)
     raw = acc.unwrap_model(model)
     templates = load_templates()
     fams, probs = mixture(recipe)
@@ -251,8 +254,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
 
         def extra(tmp: Path) -> None:
             (tmp / "trainer_state.json").write_text(json.dumps(st, indent=2), encoding="utf-8")
-            _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched.scheduler
-                            if hasattr(sched, "scheduler") else sched, tmp)
+            _save_optimizer(opt.optimizer if hasattr(opt, "optimizer") else opt, sched, tmp)
         raw.save_pretrained(last, extra=meta, write_extra=extra)
 
     model.train()
@@ -274,7 +276,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(trainable, tc.max_grad_norm)
                     opt.step()
-                    sched.step()
+                    if acc.sync_gradients:  # once per optimizer step, whatever the processes
+                        sched.step()
                     opt.zero_grad(set_to_none=True)
                 n_ex += len(exs) * acc.num_processes  # every process trains a batch of the same size
                 lv = float(loss.detach())

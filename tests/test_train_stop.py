@@ -122,6 +122,11 @@ def test_ddp_with_two_cpu_processes(cyc, tmp_path):
     assert st["step"] == 4
     summary = json.loads((tmp_path / "ddp/train_summary.json").read_text())
     assert summary["examples"] == 4 * 4 * 2  # steps x prompts x processes
+    # the cosine schedule takes one step per optimizer step (not one per process): after the last
+    # of 4 steps it has taken 4 and the rate is at its end, zero (8 steps would have climbed back)
+    opt = json.loads((tmp_path / "ddp/last/optimizer.json").read_text())
+    assert opt["scheduler"]["last_epoch"] == 4
+    assert opt["param_groups"][0]["lr"] == 0.0
     GenRecModel.from_pretrained(tmp_path / "ddp/last")
 
 
