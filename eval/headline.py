@@ -90,11 +90,13 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
             baselines.append(row)
     genrec = []
     for entry in (plan.get(dataset) or {}).get("genrec") or []:
+        # `results`: the entry's result files begin so (two entries with one recipe but different code)
         rs = [r for r in test if r["model"] == "genrec" and r["config"] == entry["recipe"]
-              and r["selected_by"] == "valid" and int(r["seed"]) in entry["seeds"]]
+              and r["selected_by"] == "valid" and int(r["seed"]) in entry["seeds"]
+              and r["result_file"].startswith(entry.get("results", ""))]
         if rs:
             scores = [valid_score(f, "hr@10") for f in (r["result_file"] for r in rs)]
-            row = group_row(f"genrec: {Path(entry['recipe']).name}", rs, planned_seeds=entry["seeds"],
+            row = group_row(entry.get("label") or f"genrec: {Path(entry['recipe']).name}", rs, planned_seeds=entry["seeds"],
                             valid_hr10=statistics.fmean(s for s in scores if s is not None) if any(scores) else None)
             rows.append(row)
             genrec.append(row)

@@ -118,6 +118,30 @@ def test_headline_pairs_genrec_seeds_with_the_best_validated_baseline(world, mon
     assert "**ahead**" in md and md.count("\n| ") <= 9  # header + at most 8 rows
 
 
+def test_two_entries_with_one_recipe_keep_their_own_result_files(world, monkeypatch):
+    """A configuration run again after a bug fix: same recipe, its own files (`results`) and label;
+    the comparison takes the entry that validates higher, whatever its test number."""
+    root, ledger, headline = world
+    plan = {"toy": {"genrec": [
+        {"recipe": "adapters/r.yaml", "seeds": [0], "results": "eval/runs/bug_", "label": "genrec: with the bug"},
+        {"recipe": "adapters/r.yaml", "seeds": [0], "results": "eval/runs/fixed_", "label": "genrec: fixed"}]}}
+    (root / "eval" / "plan.yaml").write_text(yaml.safe_dump(plan))
+    runs = root / "eval" / "runs"
+    genrec_file(runs / "bug_seed0.json", [0] * 300 + [500] * 100, 0, "adapters/r.yaml", valid=(0.2,))
+    genrec_file(runs / "fixed_seed0.json", [0] * 100 + [500] * 300, 0, "adapters/r.yaml", valid=(0.3,))
+    baseline_file(runs / "s0.json", "sasrec", [0] * 200 + [99] * 200, 0)
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
+    headline.main()
+    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    rows = {r["model"]: r for r in out["rows"]}
+    assert rows["genrec: with the bug"]["hr@10"] == pytest.approx(0.75)  # its file only, not the mean of both
+    assert rows["genrec: fixed"]["hr@10"] == pytest.approx(0.25)
+    assert out["comparison"]["genrec"] == "genrec: fixed"  # validated higher, tested lower
+    assert out["comparison"]["diff_hr@10"] == pytest.approx(-0.25) and out["comparison"]["verdict"] == "behind"
+
+
 def test_the_readme_shows_the_headline_tables_as_generated():
     """README's results rows are the generated ones (eval/headline.py from the ledger), verbatim."""
     readme = (ROOT / "README.md").read_text()
