@@ -276,7 +276,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
                     if acc.sync_gradients:
                         acc.clip_grad_norm_(trainable, tc.max_grad_norm)
                     opt.step()
-                    if acc.sync_gradients:  # once per optimizer step, whatever the processes
+                    # once per optimizer step taken (not after an fp16 step skipped), whatever the processes
+                    if acc.sync_gradients and not opt.step_was_skipped:
                         sched.step()
                     opt.zero_grad(set_to_none=True)
                 n_ex += len(exs) * acc.num_processes  # every process trains a batch of the same size
