@@ -110,11 +110,37 @@ def baseline_rows(res: dict, rel: str) -> list[dict]:
     return rows
 
 
+def _follow(path: Path, what: str) -> dict[str, str]:
+    """`git log --follow` of one file: {commit: its --name-status or --numstat line}, newest first."""
+    out = subprocess.run(["git", "log", "--follow", "--format=commit %h", what, "--", str(path)],
+                         cwd=ROOT, capture_output=True, text=True).stdout.splitlines()
+    entries, commit = {}, None
+    for line in out:
+        if line.startswith("commit "):
+            commit = line.split()[1]
+        elif line.strip() and commit:
+            entries[commit] = line
+    return entries
+
+
 def first_commit(path: Path) -> str:
-    """The commit that added the result file (followed through renames): the code that produced it."""
-    out = subprocess.run(["git", "log", "--follow", "--diff-filter=A", "--format=%h", "--", str(path)], cwd=ROOT,
-                         capture_output=True, text=True).stdout.split()
-    return out[-1] if out else "uncommitted"
+    """The commit that wrote the result file's measurement: the code that produced it.
+
+    History is walked newest first through moves (renames, and copies ≥ 95 % identical: a file moved
+    away while a new measurement took its old name, as eval/results/quickstart.json is re-measured in
+    place) and small edits (under 10 changed lines: a note or label added). The first entry that adds
+    the file, rewrites it, or copies it from a file it merely resembles (git's --follow pairs a new
+    run's JSON with an older, similar one) wins.
+    """
+    status, numstat = _follow(path, "--name-status"), _follow(path, "--numstat")
+    commit = "uncommitted"
+    for commit, line in status.items():
+        kind = line.split("\t")[0]
+        added, deleted = (numstat.get(commit, "0\t0").split("\t") + ["0"])[:2]
+        changed = sum(int(n) if n.isdigit() else 10 for n in (added, deleted))
+        if kind == "A" or (kind == "M" and changed >= 10) or (kind[:1] == "C" and int(kind[1:] or 0) < 95):
+            return commit
+    return commit
 
 
 def build(plan: dict) -> list[dict]:

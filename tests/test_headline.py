@@ -81,6 +81,42 @@ def test_ledger_labels_how_each_run_was_chosen(world, monkeypatch):
     assert set(rows["eval/runs/g0.json"]) == set(ledger.COLUMNS)
 
 
+def test_first_commit_follows_moves_but_not_resemblance(world):
+    root, ledger, _ = world
+
+    def commit(msg):
+        subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", msg], cwd=root,
+                       check=True)
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    runs, results = root / "eval" / "runs", root / "eval" / "results"
+    body = "".join(f'{{"user": {u}, "rank": {u * 7 % 13}}}\n' for u in range(200))
+    (runs / "old.json").write_text(body)
+    first = commit("old result")
+    (runs / "old.json").rename(runs / "moved.json")
+    commit("rename it")
+    (runs / "new.json").write_text(body + "".join(f'{{"user": {u}, "rank": 1}}\n' for u in range(30)))
+    second = commit("a new run that resembles the old one")
+    assert ledger.first_commit(runs / "moved.json") == first  # produced by the commit that added old.json
+    assert ledger.first_commit(runs / "new.json") == second  # not credited to the file it resembles
+    (results / "table.json").write_text(body)
+    commit("a table")
+    (results / "table.json").write_text(body.replace('"rank": 1}', '"rank": 2}'))
+    remeasured = commit("the table re-measured in place")
+    (results / "table.json").rename(runs / "table_before.json")
+    (runs / "table_before.json").write_text(body.replace('"rank": 1}', '"rank": 2}') + '{"note": "old"}\n')
+    (results / "table.json").write_text(body.replace('"rank": 1}', '"rank": 3}'))
+    third = commit("the old table kept under runs/, a new one in its place")
+    (results / "table.json").write_text(body.replace('"rank": 1}', '"rank": 3}') + '{"note": "a label"}\n')
+    commit("a label added")
+    assert ledger.first_commit(results / "table.json") == third  # the label did not re-measure it
+    assert ledger.first_commit(runs / "table_before.json") == remeasured
+    (runs / "later.json").write_text("{}")
+    assert ledger.first_commit(runs / "later.json") == "uncommitted"
+
+
 def test_config_of_keeps_the_recipe_and_overrides_only():
     ledger = load("ledger")
     cfg, seed = ledger.config_of("genrec train adapters/x.yaml --data d --items.dropout 0.3 --train.seed 4 "
