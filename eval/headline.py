@@ -117,7 +117,8 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
 
 def compare(g: dict, b: dict) -> dict:
     from genrec.metrics import paired_bootstrap
-    res = {"genrec": g["model"], "baseline": b["model"], "baseline_chosen_by": "validation NDCG@10"}
+    res = {"genrec": g["model"], "baseline": b["model"], "baseline_chosen_by": "validation NDCG@10",
+           "seeds_to_run": sorted(set(g.get("planned_seeds") or g["seeds"]) - set(g["seeds"]))}
     for metric in ("hr@10", "ndcg@10"):
         gv, bv = user_values(g["result_files"], metric), user_values(b["result_files"], metric)
         users = sorted(set(gv) & set(bv))
@@ -141,7 +142,10 @@ def render(out: dict) -> str:
     for r in out["rows"]:
         sd = f" ± {r['hr@10_seed_sd']:.4f}" if len(r["seeds"]) > 1 else ""
         conv = {True: "yes", False: "no", None: "—"}[r["converged"]]
-        lines.append(f"| {r['model']} | {r['selected_by']} | {conv} | {','.join(map(str, r['seeds']))} | "
+        seeds = ",".join(map(str, r["seeds"]))
+        if sorted(r.get("planned_seeds") or r["seeds"]) != r["seeds"]:  # registered seeds not all run yet
+            seeds += " of " + ",".join(map(str, sorted(r["planned_seeds"])))
+        lines.append(f"| {r['model']} | {r['selected_by']} | {conv} | {seeds} | "
                      f"{r['hr@10']:.4f}{sd} | {r['ndcg@10']:.4f} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | "
                      f"{_fmt(r['train_seconds'])} | {_fmt(r['eval_users_per_s'])} |")
     c = out["comparison"]
@@ -150,6 +154,9 @@ def render(out: dict) -> str:
                       f"{c['users']} test users: HR@10 {c['diff_hr@10']:+.4f} (95 % CI {c['ci95'][0]:+.4f} to "
                       f"{c['ci95'][1]:+.4f}), NDCG@10 {c['diff_ndcg@10']:+.4f} (95 % CI {c['ci95_ndcg@10'][0]:+.4f} "
                       f"to {c['ci95_ndcg@10'][1]:+.4f}): **{c['verdict']}**."]
+        if c.get("seeds_to_run"):
+            lines[-1] += (f" Provisional: registered seed(s) {', '.join(map(str, c['seeds_to_run']))} of genrec's "
+                          "configuration not yet run.")
     else:
         lines += ["", "No paired comparison: genrec has no pre-registered run with per-user ranks on this dataset yet."]
     lines += ["", "± is the sample SD of HR@10 over training seeds; selected by `test` = chosen while test numbers "

@@ -185,3 +185,18 @@ def test_the_readme_shows_the_headline_tables_as_generated():
         md = (ROOT / "eval" / "results" / f"headline_{ds}.md").read_text()
         table = [line for line in md.splitlines() if line.startswith("|")]  # header, separator, rows
         assert len(table) > 2 and "\n".join(table) in readme, ds  # the whole table, as one block
+
+
+def test_a_configuration_with_registered_seeds_still_to_run_is_marked_provisional(world, monkeypatch):
+    root, ledger, headline = world  # the plan registers seeds 0 and 1; only seed 0 has run
+    runs = root / "eval" / "runs"
+    genrec_file(runs / "g0.json", [0] * 200 + [500] * 200, 0, "adapters/r.yaml")
+    baseline_file(runs / "s0.json", "sasrec", [2] * 100 + [99] * 300, 0)
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
+    headline.main()
+    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    assert out["comparison"]["seeds_to_run"] == [1]
+    md = (root / "eval" / "results" / "headline_toy.md").read_text()
+    assert "| 0 of 0,1 |" in md and "Provisional: registered seed(s) 1 of" in md
