@@ -72,7 +72,7 @@ def training_record(ckpt: str | Path) -> dict | None:
     """What `genrec evaluate` reports about how a checkpoint was trained: the run summary that
     `train` wrote beside it (`<run>/train_summary.json`, for `<run>/best` or `<run>/last`), or None
     when there is none (a checkpoint from elsewhere, or a run still going). For a resumed run the
-    seconds and examples are those of the last (resumed) part."""
+    seconds and examples sum all its parts (None when an older version's part went uncounted)."""
     path = Path(ckpt).parent / SUMMARY_FILE
     if not path.is_file():
         return None

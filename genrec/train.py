@@ -165,11 +165,13 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     ds = PreparedDataset.load(data_dir)
     tc = recipe.train
     last = out / "last"
-    state = {"step": 0, "best_hr10": -1.0, "best_step": None, "evals": []}
+    state = {"step": 0, "best_hr10": -1.0, "best_step": None, "evals": [], "seconds": 0.0, "examples": 0}
     if resume:
         if not (last / "trainer_state.json").is_file():
             raise CheckpointError(f"{last}: nothing to resume (no trainer_state.json)")
         state = json.loads((last / "trainer_state.json").read_text(encoding="utf-8"))
+        state.setdefault("seconds", None)  # written by a version that kept no counts: totals unknown
+        state.setdefault("examples", None)
         check_dataset(last, ds)
     elif out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
@@ -250,7 +252,8 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
             # resumes from the older last/ and redoes this evaluation
             state.update(best_hr10=res["hr@10"], best_step=step)
             raw.save_pretrained(out / "best", extra={**meta, "step": step, "valid": res})
-        st = {**state, "step": step, "recipe": to_dict(recipe)}
+        # the time and examples of every part so far (None: a checkpoint of a version that kept no count)
+        st = {**state, "step": step, "recipe": to_dict(recipe), **_totals(state, n_ex, time.perf_counter() - t0)}
 
         def extra(tmp: Path) -> None:
             (tmp / "trainer_state.json").write_text(json.dumps(st, indent=2), encoding="utf-8")
@@ -318,14 +321,22 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         restore()
     bar.close()
     elapsed = time.perf_counter() - t0
-    summary = {"steps": tc.steps, "resumed_from": start, "examples": n_ex, "seconds": round(elapsed, 1),
-               "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": smooth, "last_loss": lv,
+    # seconds and examples sum every part of a resumed run; the rate is this part's
+    summary = {"steps": tc.steps, "resumed_from": start, **_totals(state, n_ex, elapsed),
+               "seconds_this_part": round(elapsed, 1), "examples_per_s": round(n_ex / max(elapsed, 1e-9), 2), "final_loss": smooth, "last_loss": lv,
                "best_valid_hr10": state["best_hr10"], "best_step": state["best_step"], "out": str(out),
                **peak_memory()}
     if acc.is_main_process:
         atomic_write_text(out / SUMMARY_FILE, json.dumps({**summary, "command": command, "evals": state["evals"]},
                                                          indent=2) + "\n")
     return summary
+
+
+def _totals(state: dict, examples: int, seconds: float) -> dict:
+    """Examples and seconds of the earlier parts of a run (in `state`) plus this part's; None where an
+    earlier part was not counted."""
+    ex, s = state["examples"], state["seconds"]
+    return {"examples": None if ex is None else ex + examples, "seconds": None if s is None else round(s + seconds, 1)}
 
 
 def _stop_after_step(several: bool, announce: bool = True):

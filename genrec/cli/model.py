@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,9 +54,11 @@ def cmd_train(ns: argparse.Namespace) -> int:
     s = train(recipe, ns.data, ns.out, resume=ns.resume, features=ns.features, progress=not ns.quiet,
               command=shlex.join(["genrec", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None)
     best = f"best valid HR@10 {s['best_valid_hr10']:.4f} at step {s['best_step']}" if s["best_step"] else "no validation"
-    print(f"trained {recipe.name}: {s['steps']} steps ({s['examples']:,} examples, {s['examples_per_s']} ex/s, "
-          f"{s['seconds']} s, peak memory {s['peak_rss_mb']:,} MB), final loss {s['final_loss']:.4f}, {best} -> "
-          f"{ns.out}/best, {ns.out}/last")
+    counts = (f"{s['examples']:,} examples, {s['seconds']} s" if s["seconds"] is not None else
+              f"{s['seconds_this_part']} s since step {s['resumed_from']}")
+    if os.environ.get("RANK", "0") == "0":  # one line for a multi-process run (the others' best is stale)
+        print(f"trained {recipe.name}: {s['steps']} steps ({counts}, {s['examples_per_s']} ex/s, peak memory "
+              f"{s['peak_rss_mb']:,} MB), final loss {s['final_loss']:.4f}, {best} -> {ns.out}/best, {ns.out}/last")
     return 0
 
 
