@@ -56,7 +56,7 @@ site() {  # the carried wheels and the backbone's GGUF as the package llm_smollm
 }
 
 run() {
-  local data=data/ml-1m steps=3000 every=500 small="" train_s=470 name=genrec_ml1m_gpu_seed0_test.json
+  local data=data/ml-1m steps=3000 every=500 small="" train_s=420 name=genrec_ml1m_gpu_seed0_test.json
   if [ -n "${REHEARSE:-}" ]; then  # the same lines on this machine's CPU, small
     data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" name=rehearsal_test.json; PY=${PY/#python3/.venv/bin/python}
     export PYTHONPATH=$PWD

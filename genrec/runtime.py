@@ -144,3 +144,16 @@ def peak_memory() -> dict:
     if torch.cuda.is_available():
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
     return out
+
+
+def safe_attention_backward(device_type: str) -> bool:
+    """On CUDA, keep training off PyTorch's cuDNN attention kernel: its backward returns NaN
+    gradients when an attention mask is passed and a query row's log-sum-exp is very low, as the
+    fully masked rows of left-padded prompts are (pytorch/pytorch#196678, H100/H200, torch 2.11+;
+    seen here as a NaN loss at step 2). The flash and memory-efficient kernels stay. Returns
+    whether the setting was changed."""
+    import torch
+    if device_type != "cuda":
+        return False
+    torch.backends.cuda.enable_cudnn_sdp(False)
+    return True

@@ -39,7 +39,7 @@ from genrec.evaluate import eval_sequential, eval_users
 from genrec.modeling.backbone import best_precision
 from genrec.checkpoint import SUMMARY_FILE, CheckpointError, check_dataset, data_fingerprint
 from genrec.modeling.model import GenRecModel
-from genrec.runtime import peak_memory, solo_work
+from genrec.runtime import peak_memory, safe_attention_backward, solo_work
 from genrec.prompts import load_templates
 from genrec.vision import recipe_features
 
@@ -187,6 +187,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     acc = Accelerator(mixed_precision=best_precision(tc.precision), gradient_accumulation_steps=tc.grad_accum,
                       cpu=not torch.cuda.is_available(),
                       kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    safe_attention_backward(acc.device.type)
     if resume and acc.is_main_process:  # a finished run's summary no longer describes the run being extended
         (out / SUMMARY_FILE).unlink(missing_ok=True)
     torch.manual_seed(tc.seed)

@@ -80,3 +80,17 @@ def test_validation_alone_on_a_cpu_takes_the_waiting_processes_threads(monkeypat
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_cuda_training_leaves_the_cudnn_attention_kernel_off_and_the_cpu_untouched():
+    import torch
+
+    from genrec.runtime import safe_attention_backward
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        assert safe_attention_backward("cpu") is False and torch.backends.cuda.cudnn_sdp_enabled()
+        assert safe_attention_backward("cuda") is True and not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)
