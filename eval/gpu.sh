@@ -6,6 +6,9 @@
 # 6,040 users), evaluates its best checkpoint on test, then runs tests/test_gpu.py (bitsandbytes
 # 4/8-bit). Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged
 # SASRec+ it is compared with was trained on the CPU with early stopping (eval/plan.yaml).
+# Measured on an H200 (session 27): ~3.5 steps/s and ~60 s per validation, so the registered
+# 3,000 steps need ~20 minutes, beyond one call; the clock (420 s) stops it and its best
+# checkpoint so far is evaluated (eval/README.md).
 #
 # Here, once (needs .venv and data/ml-1m):      bash eval/gpu.sh pack
 #   -> .gpu/1 .gpu/2 .gpu/3: the SmolLM2 GGUF in two halves with the prepared ML-1M and the gguf
@@ -14,7 +17,7 @@
 # There, calls in a row while the machine stays warm (device tool `run`; it is given back
 # 30 s after a call, and the stash is lost with it):
 #   command "bash eval/gpu.sh stash 1", carry [".gpu/1"]
-#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 590   (~9 minutes)
+#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 560   (~9 minutes)
 #   command "bash eval/gpu.sh test",    carry [".gpu/3"], timeout_s 150
 set -uo pipefail
 cd "$(dirname "$0")/.."
