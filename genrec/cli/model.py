@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,8 @@ def cmd_train(ns: argparse.Namespace) -> int:
     best = f"best valid HR@10 {s['best_valid_hr10']:.4f} at step {s['best_step']}" if s["best_step"] else "no validation"
     counts = (f"{s['examples']:,} examples, {s['seconds']} s" if s["seconds"] is not None else
               f"{s['seconds_this_part']} s since step {s['resumed_from']}")
-    if os.environ.get("RANK", "0") == "0":  # one line for a multi-process run (the others' best is stale)
+    from accelerate import PartialState
+    if PartialState().is_main_process:  # one line for a multi-process run (the others' best is stale)
         print(f"trained {recipe.name}: {s['steps']} steps ({counts}, {s['examples_per_s']} ex/s, peak memory "
               f"{s['peak_rss_mb']:,} MB), final loss {s['final_loss']:.4f}, {best} -> {ns.out}/best, {ns.out}/last")
     return 0
