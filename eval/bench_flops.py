@@ -2,6 +2,7 @@
 and for one-pass ranking, beside a matrix product measured in the same run on the same threads.
 
     .venv/bin/python eval/bench_flops.py --recipe adapters/lora-smollm2.yaml --data data/ml-100k --threads 1
+    (recipe overrides as in `genrec train`: ... --model.layers 10)
 
 What is counted (a floor: norms, softmax, activations, the optimizer and data handling are not):
 - each decoder token: 2 x the weights of every matrix product in the layers (LoRA's included) and
@@ -69,12 +70,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="timed training steps (after 2 untimed)")
     ap.add_argument("--users", type=int, default=128, help="test users ranked (timed)")
     ap.add_argument("--threads", type=int, default=1)
-    a = ap.parse_args()
+    a, rest = ap.parse_known_args()
 
     import numpy as np
     import torch
 
     from genrec.baselines import popularity
+    from genrec.cli.base import parse_overrides
     from genrec.batches import Collator
     from genrec.config import load_recipe
     from genrec.data.dataset import PreparedDataset
@@ -87,7 +89,8 @@ def main() -> None:
     from genrec.train import compute_loss, mixture, sample_batch
 
     torch.set_num_threads(a.threads)
-    recipe = load_recipe(a.recipe)
+    overrides = parse_overrides(rest)
+    recipe = load_recipe(a.recipe, overrides)
     ds = PreparedDataset.load(a.data)
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
                         item_counts=popularity(ds))
@@ -162,13 +165,14 @@ def main() -> None:
     key = "bf16" if precision == "bf16" else "fp32"
     peak[key] = max(peak[key], matmul_peak(torch.bfloat16 if key == "bf16" else torch.float32))  # again, after
     ref = peak[key]
-    out = {"recipe": a.recipe, "dataset": ds.meta["name"], "threads": a.threads, "precision": precision,
+    name = " ".join([a.recipe, *rest])
+    out = {"recipe": name, "dataset": ds.meta["name"], "threads": a.threads, "precision": precision,
            "matmul_peak_gflop_per_s": {k: round(v, 1) for k, v in peak.items()}, "shapes": s,
            "train": {**train, "share_of_peak": round(train["gflop_per_s"] / ref, 3)},
            "rank": {**rank, "share_of_peak": round(rank["gflop_per_s"] / ref, 3)},
            "note": "FLOPs counted from shapes (a floor); peak = the fastest square matrix product (512-2048) in the "
                    "run's precision on the same threads, measured before and after in the same run"}
-    md = [f"# Share of peak: `{a.recipe}` on {out['dataset']}, {a.threads} thread(s), {precision}", "",
+    md = [f"# Share of peak: `{name}` on {out['dataset']}, {a.threads} thread(s), {precision}", "",
           f"Matrix product peak: bf16 {out['matmul_peak_gflop_per_s']['bf16']} GFLOP/s, fp32 "
           f"{out['matmul_peak_gflop_per_s']['fp32']} GFLOP/s. Drawing and rendering the training examples took "
           f"{train['sampling_seconds']} s beside {train['seconds']} s of model work (not counted above).", "",
