@@ -60,6 +60,7 @@ site() {  # the carried wheels and the backbone's GGUF as the package llm_smollm
 
 run() {
   local data=data/ml-1m steps=3000 every=500 small="" train_s=420 name=genrec_ml1m_gpu_seed0_test.json
+  mkdir -p "$OUTDIR"; rm -rf /tmp/ml1m-gpu
   if [ -n "${REHEARSE:-}" ]; then  # the same lines on this machine's CPU, small
     data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" name=rehearsal_test.json; PY=${PY/#python3/.venv/bin/python}
     export PYTHONPATH=$PWD
@@ -68,7 +69,6 @@ run() {
     [ -f $data/meta.json ] || { mkdir -p data && tar -xzf $STASH/ml-1m.tgz -C data; } || exit 1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUTDIR/gpu.txt"
   fi
-  mkdir -p "$OUTDIR"; rm -rf /tmp/ml1m-gpu
   # the configuration registered in eval/plan.yaml (movielens-1m, threads: gpu); if the clock stops
   # it early, its best checkpoint so far is evaluated and the log says at which step it stopped
   timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data $data --train.seed 0 \
