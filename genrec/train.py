@@ -232,6 +232,9 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
     val_t = next(t for t in templates["sequential"] if t.seen and t.answer == "item")
     meta = {"data_dir": str(data_dir.resolve()), "data_fingerprint": data_fingerprint(ds)}
 
+    # 16 prompts a batch keeps a CPU's memory small; a GPU at 16 waits on kernel launches
+    val_batch = 16 if acc.device.type == "cpu" else 128
+
     def validate() -> dict:
         raw.eval()
         # the other processes of this machine wait meanwhile: on a CPU, use their threads too
@@ -239,7 +242,7 @@ def train(recipe: Recipe, data_dir: str | Path, out: str | Path, resume: bool = 
         with torch.no_grad(), acc.autocast(), solo_work(local, acc.device.type):
             raw.set_task("sequential")
             r = eval_sequential(raw, ds, Collator(raw, feats), val_t, val_users, "valid", recipe.tasks.max_history,
-                                images, batch_size=16, progress=False, seed=tc.seed)
+                                images, batch_size=val_batch, progress=False, seed=tc.seed)
         raw.train()
         r.pop("per_user", None)  # checkpoints keep the metrics, not 943+ per-user ranks
         r.get("candidates_from_sequential", {}).pop("per_user", None)
