@@ -95,7 +95,9 @@ class Recommender:
             raise RecommenderError(f"{ck}: the checkpoint does not name its dataset; pass data=")
         ds = PreparedDataset.load(data)
         check_dataset(ck, ds)
-        model = GenRecModel.from_pretrained(ck, device=device)
+        from genrec.runtime import answer_device
+        quantize = (cfg.get("model") or {}).get("quantize", "none")
+        model = GenRecModel.from_pretrained(ck, device=answer_device(device, quantize))
         if merge_adapters and model.recipe.model.quantize == "none":
             model.merge_lora()
         return cls(model, ds, recipe_features(model.recipe, ds, Path(data)), precision)

@@ -115,6 +115,15 @@ def thread_policy(threads: int | None = None) -> int:
     return n
 
 
+def answer_device(device: str | None, quantize: str = "none") -> str | None:
+    """Where a loaded checkpoint answers: the device asked for, else the GPU when one is visible,
+    else the CPU. k-bit backbones (None) stay where bitsandbytes placed them."""
+    if device is not None or quantize != "none":
+        return device
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def solo_threads(per_process: int, local_processes: int, device_type: str) -> int:
     """Threads for work the first process of a run does alone while the machine's other processes
     wait in a barrier (validation in a multi-process CPU run): its own and theirs. Elsewhere

@@ -79,3 +79,21 @@ def test_loading_merges_lora_and_answers_the_same(rec):
         a, b = merged.recommend(u, 5), plain.recommend(u, 5)
         assert [r["id"] for r in a] == [r["id"] for r in b]
         assert [r["score"] for r in a] == pytest.approx([r["score"] for r in b], abs=1e-4)
+
+
+def test_from_pretrained_moves_the_model_to_the_gpu_when_one_is_visible(rec, monkeypatch):
+    """`genrec evaluate` / `serve` without --device ran on the CPU of a GPU machine."""
+    import torch
+
+    from genrec.modeling.model import GenRecModel
+    asked = []
+
+    def load(ck, device=None):
+        asked.append(device)
+        raise RuntimeError("stop here")
+    monkeypatch.setattr(GenRecModel, "from_pretrained", staticmethod(load))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for device in (None, "cpu"):
+        with pytest.raises(RuntimeError, match="stop here"):
+            Recommender.from_pretrained(rec.checkpoint_dir, device=device)
+    assert asked == ["cuda", "cpu"]

@@ -94,3 +94,13 @@ def test_cuda_training_leaves_the_cudnn_attention_kernel_off_and_the_cpu_untouch
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)
+
+
+def test_a_loaded_checkpoint_answers_on_the_gpu_when_one_is_visible(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.answer_device(None) == "cuda"
+    assert runtime.answer_device("cpu") == "cpu"  # asked for: kept
+    assert runtime.answer_device(None, "4bit") is None  # bitsandbytes placed it already
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.answer_device(None) == "cpu"

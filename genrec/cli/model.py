@@ -78,7 +78,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--num-beams", type=int, default=None, help="text IDs: beams (default 10)")
     p.add_argument("--out", help="write results JSON here (and a .md table beside it)")
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true")
 

@@ -67,7 +67,7 @@ def _ask_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer", default="auto", choices=["auto", "item", "text"],
                    help="item (constrained to the catalogue), text, or auto (item when it asks for one)")
     p.add_argument("--data", help="prepared dataset directory (default: the one the checkpoint names)")
-    p.add_argument("--device", help="torch device")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
