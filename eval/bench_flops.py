@@ -71,14 +71,18 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=128, help="test users ranked (timed)")
     ap.add_argument("--threads", type=int, default=1)
     a, rest = ap.parse_known_args()
+    from genrec.cli.base import parse_overrides
+    from genrec.config import load_recipe
+    try:  # a mistyped option or value: argparse's one line, not a traceback
+        recipe = load_recipe(a.recipe, parse_overrides(rest))
+    except (ValueError, OSError) as e:  # ConfigError is a ValueError
+        ap.error(str(e))
 
     import numpy as np
     import torch
 
     from genrec.baselines import popularity
-    from genrec.cli.base import parse_overrides
     from genrec.batches import Collator
-    from genrec.config import load_recipe
     from genrec.data.dataset import PreparedDataset
     from genrec.decoding import topk_items
     from genrec.evaluate import eval_users
@@ -89,8 +93,6 @@ def main() -> None:
     from genrec.train import compute_loss, mixture, sample_batch
 
     torch.set_num_threads(a.threads)
-    overrides = parse_overrides(rest)
-    recipe = load_recipe(a.recipe, overrides)
     ds = PreparedDataset.load(a.data)
     model = GenRecModel(recipe, item_ids=ds.item_ids, titles=[ds.title(i) for i in range(ds.n_items)],
                         item_counts=popularity(ds))
