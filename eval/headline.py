@@ -107,7 +107,7 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
     out = {"dataset": dataset, "users": rows[0]["users"] if rows else 0,
            "protocol": "leave-one-out; sequential full ranking over the catalogue with the user's history excluded; "
                        "pessimistic ties (ties: first = older files, where a tie went to the target)",
-           "rows": rows[:8], "comparison": None}
+           "rows": rows[:8], "omitted": [r["model"] for r in rows[8:]], "comparison": None}
     if genrec and baselines:
         g = max(genrec, key=lambda r: r.get("valid_hr10") or 0)
         b = max(baselines, key=lambda r: r["valid_ndcg@10"])
@@ -148,6 +148,8 @@ def render(out: dict) -> str:
         lines.append(f"| {r['model']} | {r['selected_by']} | {conv} | {seeds} | "
                      f"{r['hr@10']:.4f}{sd} | {r['ndcg@10']:.4f} | {r['hr@5']:.4f} | {r['ndcg@5']:.4f} | "
                      f"{_fmt(r['train_seconds'])} | {_fmt(r['eval_users_per_s'])} |")
+    if out.get("omitted"):  # past the table's 8 rows: named, never dropped silently
+        lines += ["", "Not shown (rows of eval/runs.csv): " + "; ".join(out["omitted"]) + "."]
     c = out["comparison"]
     if c:
         lines += ["", f"{c['genrec']} vs {c['baseline']} (chosen by {c['baseline_chosen_by']}), paired over "

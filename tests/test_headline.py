@@ -200,3 +200,23 @@ def test_a_configuration_with_registered_seeds_still_to_run_is_marked_provisiona
     assert out["comparison"]["seeds_to_run"] == [1]
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
     assert "| 0 of 0,1 |" in md and "Provisional: registered seed(s) 1 of" in md
+
+
+def test_rows_past_the_eighth_are_named_not_dropped_silently(world, monkeypatch):
+    root, ledger, headline = world
+    entries = [{"recipe": "adapters/r.yaml", "seeds": [0], "results": f"eval/runs/c{i}_", "label": f"genrec: c{i}"}
+               for i in range(9)]
+    (root / "eval" / "plan.yaml").write_text(yaml.safe_dump({"toy": {"genrec": entries}}))
+    runs = root / "eval" / "runs"
+    for i in range(9):
+        genrec_file(runs / f"c{i}_seed0.json", [0] * 10 + [500] * 10, 0, "adapters/r.yaml", valid=(0.1 + i / 100,))
+    baseline_file(runs / "s0.json", "sasrec", [0] * 20, 0)
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
+    headline.main()
+    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    assert len(out["rows"]) == 8 and out["omitted"] == ["genrec: c7", "genrec: c8"]  # SASRec+ + c0..c6 shown
+    assert out["comparison"]["genrec"] == "genrec: c8"  # the best validated, even when not in the table
+    md = (root / "eval" / "results" / "headline_toy.md").read_text()
+    assert "Not shown (rows of eval/runs.csv): genrec: c7; genrec: c8." in md
