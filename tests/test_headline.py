@@ -47,6 +47,15 @@ def baseline_file(path: Path, model: str, ranks, seed: int, converged=True, vali
                                 "test": {"sequential": seq, "users_per_s": 100.0}}))
 
 
+def build_headline(root: Path, ledger, headline, monkeypatch) -> dict:
+    """Rebuild the toy world's ledger, then its headline (as the two scripts run); the headline's JSON."""
+    monkeypatch.setattr(sys, "argv", ["ledger.py"])
+    ledger.main()
+    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
+    headline.main()
+    return json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+
+
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
@@ -134,11 +143,7 @@ def test_headline_pairs_genrec_seeds_with_the_best_validated_baseline(world, mon
     baseline_file(runs / "s0.json", "sasrec", [2] * 100 + [99] * 300, 0, valid_ndcg=0.2)
     baseline_file(runs / "r0.json", "recbole", [1] * n, 0, valid_ndcg=0.1)
     baseline_file(runs / "p0.json", "pop", [50] * n, 0)
-    monkeypatch.setattr(sys, "argv", ["ledger.py"])
-    ledger.main()
-    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
-    headline.main()
-    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    out = build_headline(root, ledger, headline, monkeypatch)
     c = out["comparison"]
     assert c["baseline"].startswith("SASRec+") and c["users"] == n
     assert c["diff_hr@10"] == pytest.approx(0.25)  # 200/400 - 100/400
@@ -166,11 +171,7 @@ def test_two_entries_with_one_recipe_keep_their_own_result_files(world, monkeypa
     genrec_file(runs / "bug_seed0.json", [0] * 300 + [500] * 100, 0, "adapters/r.yaml", valid=(0.2,))
     genrec_file(runs / "fixed_seed0.json", [0] * 100 + [500] * 300, 0, "adapters/r.yaml", valid=(0.3,))
     baseline_file(runs / "s0.json", "sasrec", [0] * 200 + [99] * 200, 0)
-    monkeypatch.setattr(sys, "argv", ["ledger.py"])
-    ledger.main()
-    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
-    headline.main()
-    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    out = build_headline(root, ledger, headline, monkeypatch)
     rows = {r["model"]: r for r in out["rows"]}
     assert rows["genrec: with the bug"]["hr@10"] == pytest.approx(0.75)  # its file only, not the mean of both
     assert rows["genrec: fixed"]["hr@10"] == pytest.approx(0.25)
@@ -192,11 +193,7 @@ def test_a_configuration_with_registered_seeds_still_to_run_is_marked_provisiona
     runs = root / "eval" / "runs"
     genrec_file(runs / "g0.json", [0] * 200 + [500] * 200, 0, "adapters/r.yaml")
     baseline_file(runs / "s0.json", "sasrec", [2] * 100 + [99] * 300, 0)
-    monkeypatch.setattr(sys, "argv", ["ledger.py"])
-    ledger.main()
-    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
-    headline.main()
-    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    out = build_headline(root, ledger, headline, monkeypatch)
     assert out["comparison"]["seeds_to_run"] == [1]
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
     assert "| 0 of 0,1 |" in md and "Provisional: registered seed(s) 1 of" in md
@@ -211,11 +208,7 @@ def test_rows_past_the_eighth_are_named_not_dropped_silently(world, monkeypatch)
     for i in range(9):
         genrec_file(runs / f"c{i}_seed0.json", [0] * 10 + [500] * 10, 0, "adapters/r.yaml", valid=(0.1 + i / 100,))
     baseline_file(runs / "s0.json", "sasrec", [0] * 20, 0)
-    monkeypatch.setattr(sys, "argv", ["ledger.py"])
-    ledger.main()
-    monkeypatch.setattr(sys, "argv", ["headline.py", "toy"])
-    headline.main()
-    out = json.loads((root / "eval" / "results" / "headline_toy.json").read_text())
+    out = build_headline(root, ledger, headline, monkeypatch)
     assert len(out["rows"]) == 8 and out["omitted"] == ["genrec: c7", "genrec: c8"]  # SASRec+ + c0..c6 shown
     assert out["comparison"]["genrec"] == "genrec: c8"  # the best validated, even when not in the table
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
