@@ -2,9 +2,9 @@
 # The one prepared GPU check (issues #24 / #27), for a lent CUDA machine that has PyTorch,
 # transformers, peft and accelerate but no network, and takes at most 64 MiB of files a call.
 # It runs tests/test_gpu.py (bitsandbytes 4/8-bit), then trains genrec's ML-1M configuration
-# registered for a GPU in eval/plan.yaml (the CPU headline's recipe and 10 layers, 2,500 steps of
-# 64 prompts, validated every 500 steps on all 6,040 users) and evaluates its best checkpoint on
-# test. Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged SASRec+
+# registered for a GPU in eval/plan.yaml (the ML-1M recipe on 4 layers, 3,000 steps of 64 prompts,
+# validated every 750 steps on all 6,040 users; seeds 0 and 1 as two processes on the one GPU) and
+# evaluates each seed's best checkpoint on test. Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged SASRec+
 # it is compared with was trained on the CPU with early stopping (eval/plan.yaml). If the clock
 # (TRAIN_S seconds of training, default 400) stops it first, its best checkpoint so far is
 # evaluated and the log says at which step it stopped.
@@ -17,7 +17,7 @@
 # 30 s after a call, and the stash is lost with it):
 #   command "bash eval/gpu.sh stash 1", carry [".gpu/1"]
 #   command "bash eval/gpu.sh test",    carry [".gpu/3"], timeout_s 150
-#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 540   (~8 minutes)
+#   command "bash eval/gpu.sh run",     carry [".gpu/2"], timeout_s 580   (~8 minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 STASH=/tmp/genrec-gpu
@@ -57,11 +57,11 @@ site() {  # the carried wheels (and, given `gguf`, the backbone's GGUF as the pa
   export PYTHONPATH=$site:$PWD PYTHONUNBUFFERED=1
 }
 
-run() {
-  local data=data/ml-1m steps=2500 every=500 small="" train_s=${TRAIN_S:-400} name=genrec_ml1m_k10_gpu_seed0_test.json
-  mkdir -p "$OUTDIR"; rm -rf /tmp/ml1m-gpu
+run() {  # the registered configuration's seeds as concurrent processes on the one GPU (launch-bound)
+  local data=data/ml-1m steps=3000 every=750 small="" train_s=${TRAIN_S:-400} tag=genrec_ml1m_k4_gpu s
+  mkdir -p "$OUTDIR"
   if [ -n "${REHEARSE:-}" ]; then  # the same lines on this machine's CPU, small
-    data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" name=rehearsal_test.json; PY=${PY/#python3/.venv/bin/python}
+    data=data/ml-100k steps=4 every=2 small="--train.eval_users 50" tag=rehearsal; PY=${PY/#python3/.venv/bin/python}
     export PYTHONPATH=$PWD
   else
     stash 2 > /dev/null && site gguf
@@ -69,19 +69,24 @@ run() {
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUTDIR/gpu.txt"
   fi
   # the configuration registered in eval/plan.yaml (movielens-1m, threads: gpu); if the clock stops
-  # it early, its best checkpoint so far is evaluated and the log says at which step it stopped
-  timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data.source movielens-1m \
-    --model.layers 10 --data $data --train.seed 0 --train.steps $steps --train.batch_size 64 --train.eval_every $every $small \
-    --threads 8 --out /tmp/ml1m-gpu > "$OUTDIR/genrec-train.log" 2>&1
-  echo "genrec train: rc $? (124: stopped by the clock)"
-  grep -a "valid HR@10" "$OUTDIR/genrec-train.log"
-  tr '\r' '\n' < "$OUTDIR/genrec-train.log" | grep -a "^train:" | tail -1  # the last step and its rate
-  grep -a "stopped\|interrupted\|Error" "$OUTDIR/genrec-train.log" | tail -3
-  cp /tmp/ml1m-gpu/train_summary.json "$OUTDIR/genrec_ml1m_k10_gpu_train_summary.json" 2>/dev/null
-  timeout 90 $PY -m genrec evaluate /tmp/ml1m-gpu/best --split test --families sequential --templates first-seen \
-    --batch-size 128 --quiet --out "$OUTDIR/$name" > "$OUTDIR/genrec-eval.log" 2>&1
-  echo "genrec evaluate: rc $?"
-  tail -4 "$OUTDIR/genrec-eval.log"
+  # a seed early, its best checkpoint so far is evaluated and its log says at which step it stopped
+  for s in 0 1; do
+    rm -rf /tmp/ml1m-gpu-$s
+    timeout $train_s $PY -m genrec train adapters/lora-smollm2-seq50-mask.yaml --data.source movielens-1m \
+      --model.layers 4 --data $data --train.seed $s --train.steps $steps --train.batch_size 64 --train.eval_every $every \
+      $small --threads 4 --out /tmp/ml1m-gpu-$s > "$OUTDIR/genrec-train-seed$s.log" 2>&1 &
+  done
+  wait
+  for s in 0 1; do
+    local log="$OUTDIR/genrec-train-seed$s.log"
+    echo "seed $s:"; grep -a "valid HR@10" "$log"
+    tr '\r' '\n' < "$log" | grep -a "^train:" | tail -1  # the last step and its rate
+    grep -a "stopped\|interrupted\|Error" "$log" | tail -3
+    cp /tmp/ml1m-gpu-$s/train_summary.json "$OUTDIR/${tag}_seed${s}_train_summary.json" 2>/dev/null
+    timeout 60 $PY -m genrec evaluate /tmp/ml1m-gpu-$s/best --split test --families sequential --templates first-seen \
+      --batch-size 128 --quiet --out "$OUTDIR/${tag}_seed${s}_test.json" > "$OUTDIR/genrec-eval-seed$s.log" 2>&1
+    echo "genrec evaluate seed $s: rc $?"; tail -2 "$OUTDIR/genrec-eval-seed$s.log"
+  done
 }
 
 gputest() {
