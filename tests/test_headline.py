@@ -213,3 +213,18 @@ def test_rows_past_the_eighth_are_named_not_dropped_silently(world, monkeypatch)
     assert out["comparison"]["genrec"] == "genrec: c8"  # the best validated, even when not in the table
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
     assert "Not shown (rows of eval/runs.csv): genrec: c7; genrec: c8." in md
+
+
+def test_every_registered_configuration_is_a_recipe_genrec_train_accepts():
+    """A registered row is rebuilt from its `recipe` string: a renamed key or a typo would make it unrunnable."""
+    from genrec.cli.base import parse_overrides
+    from genrec.config import load_recipe
+    plan = yaml.safe_load((ROOT / "eval" / "plan.yaml").read_text())
+    entries = [e for ds in plan.values() if isinstance(ds, dict) for e in ds.get("genrec") or []]
+    assert len(entries) >= 10
+    for e in entries:
+        path, *overrides = e["recipe"].split()
+        recipe = load_recipe(ROOT / path, parse_overrides(overrides))
+        assert e["seeds"] and all(isinstance(s, int) for s in e["seeds"]), e["recipe"]
+        if "--model.layers" in overrides:
+            assert recipe.model.layers == int(overrides[overrides.index("--model.layers") + 1])
