@@ -4,8 +4,8 @@
 # It runs tests/test_gpu.py (bitsandbytes 4/8-bit), then trains genrec's ML-1M configuration
 # registered for a GPU in eval/plan.yaml (the ML-1M recipe on 4 layers, 3,000 steps of 64 prompts,
 # validated every 750 steps on all 6,040 users; seeds 0 and 1 as two processes on the one GPU) and
-# evaluates each seed's best checkpoint on test. Results land in $OUT (copy them to eval/runs/, then eval/ledger.py). The converged SASRec+
-# it is compared with was trained on the CPU with early stopping (eval/plan.yaml). If the clock
+# evaluates each seed's best checkpoint on test. Results land in $OUT (copy them to eval/runs/,
+# then eval/ledger.py). The converged SASRec+ it is compared with was trained on the CPU with early stopping (eval/plan.yaml). If the clock
 # (TRAIN_S seconds of training, default 400) stops it first, its best checkpoint so far is
 # evaluated and the log says at which step it stopped.
 #
