@@ -5,9 +5,9 @@
 # registered for a GPU in eval/plan.yaml (the ML-1M recipe on 4 layers, 3,000 steps of 64 prompts,
 # validated every 750 steps on all 6,040 users; seeds 0 and 1 as two processes on the one GPU) and
 # evaluates each seed's best checkpoint on test. Results land in $OUT (copy them to eval/runs/,
-# then eval/ledger.py). The converged SASRec+ it is compared with was trained on the CPU with early stopping (eval/plan.yaml). If the clock
-# (TRAIN_S seconds of training, default 400) stops it first, its best checkpoint so far is
-# evaluated and the log says at which step it stopped.
+# then eval/ledger.py). The converged SASRec+ it is compared with was trained on the CPU with
+# early stopping (eval/plan.yaml). If the clock (TRAIN_S seconds of training, default 400) stops a
+# seed first, its best checkpoint so far is evaluated and its log says at which step it stopped.
 #
 # Here, once (needs .venv and data/ml-1m):      bash eval/gpu.sh pack
 #   -> .gpu/1 .gpu/2 .gpu/3: the SmolLM2 GGUF in two halves with the prepared ML-1M and the gguf
