@@ -2,9 +2,10 @@
 
     .venv/bin/python eval/ledger.py && .venv/bin/python eval/headline.py movielens-100k
 
-Rows (at most 8): most popular; each converged baseline (mean over its seeds); genrec's
-pre-registered configurations of `eval/plan.yaml` (mean over their seeds); for context, the
-earlier headline rows, labelled with how they were chosen. The `comparison` pairs genrec's
+Rows (at most 8; the rest are named below the table): most popular; each converged baseline
+(mean over its seeds); genrec's pre-registered configurations of `eval/plan.yaml` (mean over their
+seeds, best validation HR@10 first); for context, the earlier headline rows, labelled with how
+they were chosen. The `comparison` pairs genrec's
 best pre-registered configuration (by validation HR@10) with the baseline whose validation NDCG@10
 is best: per-user HR@10 / NDCG@10 averaged over each side's seeds, paired bootstrap over test
 users (genrec.metrics.paired_bootstrap). genrec is called ahead or behind only when the 95 %
@@ -98,8 +99,9 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
             scores = [valid_score(f, "hr@10") for f in (r["result_file"] for r in rs)]
             row = group_row(entry.get("label") or f"genrec: {Path(entry['recipe']).name}", rs, planned_seeds=entry["seeds"],
                             valid_hr10=statistics.fmean(s for s in scores if s is not None) if any(scores) else None)
-            rows.append(row)
             genrec.append(row)
+    # best validated first, so that the rows past the table's eighth are the lowest validated
+    rows += sorted(genrec, key=lambda r: -(r.get("valid_hr10") or 0))
     for c in context:  # earlier headline rows, shown with how they were chosen
         rs = [r for r in test if r["result_file"] in c["files"] and r["model"] != "pop"]
         if rs:

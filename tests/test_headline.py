@@ -209,10 +209,13 @@ def test_rows_past_the_eighth_are_named_not_dropped_silently(world, monkeypatch)
         genrec_file(runs / f"c{i}_seed0.json", [0] * 10 + [500] * 10, 0, "adapters/r.yaml", valid=(0.1 + i / 100,))
     baseline_file(runs / "s0.json", "sasrec", [0] * 20, 0)
     out = build_headline(root, ledger, headline, monkeypatch)
-    assert len(out["rows"]) == 8 and out["omitted"] == ["genrec: c7", "genrec: c8"]  # SASRec+ + c0..c6 shown
-    assert out["comparison"]["genrec"] == "genrec: c8"  # the best validated, even when not in the table
+    # SASRec+, then c8..c2 (best validated first); the two lowest validated are named below the table
+    assert [r["model"] for r in out["rows"]] == ["SASRec+ (RecTools, softmax, early-stopped)"] + [
+        f"genrec: c{i}" for i in range(8, 1, -1)]
+    assert out["omitted"] == ["genrec: c1", "genrec: c0"]
+    assert out["comparison"]["genrec"] == "genrec: c8"
     md = (root / "eval" / "results" / "headline_toy.md").read_text()
-    assert "Not shown (rows of eval/runs.csv): genrec: c7; genrec: c8." in md
+    assert "Not shown (rows of eval/runs.csv): genrec: c1; genrec: c0." in md
 
 
 def test_every_registered_configuration_is_a_recipe_genrec_train_accepts():
