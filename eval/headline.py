@@ -5,11 +5,10 @@
 Rows (at most 8; the rest are named below the table): most popular; each converged baseline
 (mean over its seeds); genrec's pre-registered configurations of `eval/plan.yaml` (mean over their
 seeds, best validation HR@10 first); for context, the earlier headline rows, labelled with how
-they were chosen. The `comparison` pairs genrec's
-best pre-registered configuration (by validation HR@10) with the baseline whose validation NDCG@10
-is best: per-user HR@10 / NDCG@10 averaged over each side's seeds, paired bootstrap over test
-users (genrec.metrics.paired_bootstrap). genrec is called ahead or behind only when the 95 %
-interval of the HR@10 difference excludes zero.
+they were chosen. The `comparison` pairs genrec's best pre-registered configuration (by validation
+HR@10) with the baseline whose validation NDCG@10 is best: per-user HR@10 / NDCG@10 averaged over
+each side's seeds, paired bootstrap over test users (genrec.metrics.paired_bootstrap). genrec is
+called ahead or behind only when the 95 % interval of the HR@10 difference excludes zero.
 
 Writes eval/results/headline_<dataset>.{json,md}.
 """
@@ -101,7 +100,8 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
                             valid_hr10=statistics.fmean(s for s in scores if s is not None) if any(scores) else None)
             genrec.append(row)
     # best validated first, so that the rows past the table's eighth are the lowest validated
-    rows += sorted(genrec, key=lambda r: -(r.get("valid_hr10") or 0))
+    genrec.sort(key=lambda r: -(r.get("valid_hr10") or 0))
+    rows += genrec
     for c in context:  # earlier headline rows, shown with how they were chosen
         rs = [r for r in test if r["result_file"] in c["files"] and r["model"] != "pop"]
         if rs:
@@ -111,7 +111,7 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
                        "pessimistic ties (ties: first = older files, where a tie went to the target)",
            "rows": rows[:8], "omitted": [r["model"] for r in rows[8:]], "comparison": None}
     if genrec and baselines:
-        g = max(genrec, key=lambda r: r.get("valid_hr10") or 0)
+        g = genrec[0]  # the best validated
         b = max(baselines, key=lambda r: r["valid_ndcg@10"])
         out["comparison"] = compare(g, b)
     return out
