@@ -11,7 +11,9 @@ Result files are read from `eval/runs/` (single runs) and `eval/results/` (what 
   early-stopped on validation), `test` for configurations chosen while test numbers were visible
   (every genrec run before the plan), `none` for fixed configurations with no choice made (most
   popular, the fixed-epoch RecBole runs, the quickstart's default recipe; a result file may say so
-  itself with a `selected_by` field);
+  itself with a `selected_by` field), `probe` for a validation-only lever probe registered in
+  `eval/plan.yaml` before its number (`kind: probes` files; no test number exists for it, and
+  only HR@10 / NDCG@10 at its last validation are known);
 - `ties`: `pessimistic` (the target ranks below every item with an equal score) or `first`
   (older files: ties went to the target when it came first);
 - `converged`: baselines only: `true` when early stopping on validation ended the training.
@@ -110,6 +112,19 @@ def baseline_rows(res: dict, rel: str) -> list[dict]:
     return rows
 
 
+def probe_rows(res: dict, rel: str) -> list[dict]:
+    """One row per probe: its last validation (what the probe's rule read)."""
+    rows = []
+    for p in res["probes"]:
+        config, seed = config_of(p["command"])
+        last = p["valid"][-1]
+        rows.append({"dataset": res["dataset"], "model": "genrec", "config": config, "seed": seed, "split": "valid",
+                     "selected_by": "probe", "hr@5": "", "hr@10": last["hr@10"], "ndcg@5": "",
+                     "ndcg@10": last["ndcg@10"], "users": p["users"], "ties": "pessimistic", "converged": "",
+                     "train_seconds": p["train_seconds"], "eval_users_per_s": "", "result_file": rel})
+    return rows
+
+
 def _follow(path: Path, what: str) -> dict[str, str]:
     """`git log --follow` of one file: {commit: its --name-status or --numstat line}, newest first."""
     out = subprocess.run(["git", "log", "--follow", "--format=commit %h", what, "--", str(path)],
@@ -161,6 +176,8 @@ def build(plan: dict) -> list[dict]:
                     new[0]["selected_by"] = res["selected_by"]
                 elif not res.get("note"):  # the default recipe as the quickstart runs it: no choice was made
                     new[0]["selected_by"] = "none"
+            elif res.get("kind") == "probes":
+                new = probe_rows(res, rel)
             elif res.get("kind") == "baseline" or "popularity" in res:
                 new = baseline_rows(res, rel)
             else:  # benchmark tables (speed, memory), the headline itself: not evaluations of a run
@@ -169,7 +186,7 @@ def build(plan: dict) -> list[dict]:
             rows += [{**r, "commit": commit} for r in new]
     for r in rows:
         for k in ("hr@5", "hr@10", "ndcg@5", "ndcg@10"):
-            r[k] = f"{r[k]:.4f}"
+            r[k] = f"{r[k]:.4f}" if r[k] != "" else ""
     return rows
 
 

@@ -90,6 +90,26 @@ def test_ledger_labels_how_each_run_was_chosen(world, monkeypatch):
     assert set(rows["eval/runs/g0.json"]) == set(ledger.COLUMNS)
 
 
+def test_probes_are_validation_rows_that_the_headline_leaves_out(world, monkeypatch):
+    root, ledger, headline = world
+    runs = root / "eval" / "runs"
+    genrec_file(runs / "g0.json", [0, 20, 3, 50], 0, "adapters/r.yaml")
+    genrec_file(runs / "g1.json", [1, 2, 30, 40], 1, "adapters/r.yaml")
+    baseline_file(runs / "b.json", "sasrec", [1, 30, 2, 9], 0)
+    (runs / "p.json").write_text(json.dumps({"kind": "probes", "dataset": "toy", "probes": [
+        {"probe": "A", "command": "genrec train adapters/r.yaml --data d --model.layers 4 --train.seed 0 --threads 1 "
+                                  "--out o", "train_seconds": 30.5, "users": 4,
+         "valid": [{"step": 5, "hr@10": 0.25, "ndcg@10": 0.125}, {"step": 10, "hr@10": 0.75, "ndcg@10": 0.5}]}]}))
+    out = build_headline(root, ledger, headline, monkeypatch)
+    rows = [r for r in ledger.read(root / "eval" / "runs.csv") if r["result_file"] == "eval/runs/p.json"]
+    assert len(rows) == 1
+    r = rows[0]
+    assert (r["split"], r["selected_by"], r["seed"]) == ("valid", "probe", "0")
+    assert r["config"] == "adapters/r.yaml --model.layers 4"
+    assert (r["hr@10"], r["ndcg@10"], r["hr@5"], r["train_seconds"]) == ("0.7500", "0.5000", "", "30.5")  # last step
+    assert all("--model.layers 4" not in row["config"] for row in out["rows"])  # the table is test rows only
+
+
 def test_first_commit_follows_moves_but_not_resemblance(world):
     root, ledger, _ = world
 
