@@ -280,8 +280,6 @@ class ItemsConfig:
     readout: str = _f("last_item", "atomic, decoder-only, sequential templates: read the next item at the last "
                       "history item (as SASRec) or after the whole question", ("last_item", "answer"))
     dropout: float = _f(0.0, "atomic: dropout on the item rows while training (SASRec's embedding dropout)")
-    tied: bool = _f(False, "atomic: one item table for the input and the output side (as SASRec); untied, the "
-                    "output rows start at zero, so the untrained model ranks like most-popular")
     dense: bool = _f(True, "atomic, sequential templates: also learn every history item from the tokens before it")
     negatives: int = _f(0, "atomic: 0 = full softmax over the catalogue; N = sampled softmax with N uniform "
                         "negatives per step, for very large catalogues")

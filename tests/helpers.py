@@ -25,7 +25,7 @@ def cyclic_dataset(tmp: Path, n_users: int = 60, n_items: int = 24, length: int 
 
 
 ITEM_KEYS = {"item_init": "init", "seq_readout": "readout", "item_dropout": "dropout", "dense_items": "dense",
-             "item_negatives": "negatives", "mask_seen": "mask_seen", "tied_items": "tied"}
+             "item_negatives": "negatives", "mask_seen": "mask_seen"}
 TASK_KEYS = ("mixture", "templates", "max_history", "candidates", "user_weights")
 
 

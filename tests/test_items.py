@@ -298,26 +298,3 @@ def test_mask_seen_leaves_each_targets_history_out_of_its_softmax():
         # answer-only loss: the answers' rows alone
         only = m(input_ids=ids, attention_mask=mask, item_targets=answers, seen_before=before).loss
         torch.testing.assert_close(only, torch.stack(nll[-2:]).mean(), rtol=1e-5, atol=1e-6)
-
-
-def test_tied_item_table_reads_out_with_its_input_rows_and_survives_a_checkpoint(tmp_path):
-    m = random_item_table_model(seed=1, recipe=tiny_recipe(tied_items=True))
-    table = m.item_emb
-    assert table.out is None and table.out_rows() is table.weight
-    assert "item_emb.out" not in m.trainable_state()
-    h = torch.randn(2, table.weight.shape[1])
-    torch.testing.assert_close(m.item_logits(h), h @ table.weight.T + table.bias)
-    # the output side's softmax trains the input rows: every row gets a gradient from one target
-    table.weight.grad = None
-    torch.nn.functional.cross_entropy(m.item_logits(h), torch.tensor([3, 7])).backward()
-    assert (table.weight.grad.abs().sum(1) > 0).all()
-    m.save_pretrained(tmp_path / "ck")
-    back = GenRecModel.from_pretrained(tmp_path / "ck", build_from_config("tiny-llama")).eval()
-    assert back.recipe.items.tied and back.item_emb.out is None
-    torch.testing.assert_close(back.item_logits(h), m.item_logits(h).detach())
-    # an untied checkpoint does not load into a tied model (a clear error, not a silent mix)
-    untied = random_item_table_model(seed=1)
-    untied.save_pretrained(tmp_path / "untied")
-    from genrec.checkpoint import CheckpointError
-    with pytest.raises(CheckpointError, match="do not fit"):
-        m.load_trainables(tmp_path / "untied")

@@ -21,14 +21,12 @@ class ItemTable(nn.Module):
 
     Input rows start from the item's title embedding (the prompt can read what an item is);
     output rows start at zero and the bias at the centred log training frequency, so an
-    untrained model ranks exactly like most-popular and training learns the personal part.
-    tied: one matrix on both sides (as SASRec), so every input row also learns from every
-    softmax; the output side then starts from the title rows too."""
+    untrained model ranks exactly like most-popular and training learns the personal part."""
 
-    def __init__(self, n_items: int, dim: int, tied: bool = False):
+    def __init__(self, n_items: int, dim: int):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(n_items, dim))  # input side
-        self.out = None if tied else nn.Parameter(torch.zeros(n_items, dim))  # output side
+        self.out = nn.Parameter(torch.zeros(n_items, dim))  # output side
         self.bias = nn.Parameter(torch.zeros(n_items))
 
     @torch.no_grad()
@@ -44,13 +42,12 @@ class ItemTable(nn.Module):
         return nn.functional.embedding(idx, self.weight)  # [.., D]
 
     def out_rows(self) -> torch.Tensor:
-        """The output-side item matrix [I, D] (the input one when tied)."""
-        return self.weight if self.out is None else self.out
+        """The output-side item matrix [I, D]."""
+        return self.out
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """[.., I] every item's score from hidden states [.., D]."""
-        rows = self.out_rows()
-        return hidden.to(rows.dtype) @ rows.T + self.bias  # [.., I]
+        return hidden.to(self.out.dtype) @ self.out.T + self.bias  # [.., I]
 
 
 def item_cross_entropy(table: ItemTable, h: torch.Tensor, y: torch.Tensor, seen: torch.Tensor | None = None,

@@ -117,8 +117,7 @@ class GenRecModel(nn.Module):
             if self.recipe.items.init == "title+cf" and item_cf is not None:
                 cf = torch.as_tensor(item_cf, dtype=torch.float32)  # [I, d]
                 init = mix_init(init, cf_rows(cf, init.shape[1]), cf.abs().sum(1) > 0)
-            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim,
-                                      self.recipe.items.tied).to(base_emb.weight.device)
+            self.item_emb = ItemTable(len(item_ids), base_emb.embedding_dim).to(base_emb.weight.device)
             with torch.no_grad():
                 self.item_emb.init(init)
                 if item_counts is not None:
