@@ -50,9 +50,14 @@ def user_values(files: list[str], metric: str) -> dict[str, float]:
     return dict(zip(users, vals.tolist()))
 
 
-def valid_score(result_file: str, key: str) -> float | None:
-    """The best validation score a run was selected by (baselines: NDCG@10 by epoch)."""
+def valid_score(result_file: str, key: str, row: dict | None = None, ledger: list[dict] = ()) -> float | None:
+    """The best validation score a run was selected by (baselines: NDCG@10 by epoch; an ensemble of
+    checkpoints: its own validation row in the ledger, `row` being its test row)."""
     res = json.loads((ROOT / result_file).read_text())
+    if res.get("ensemble"):
+        v = [r for r in ledger if r["split"] == "valid" and r["model"] == "genrec" and r["config"] == row["config"]
+             and str(r["seed"]) == str(row["seed"])]
+        return float(v[0][key]) if v else None
     if res.get("kind") == "baseline":
         curve = res.get("valid_curve") or []
         return max((c[key] for c in curve), default=(res.get("valid") or {}).get(key))
@@ -95,7 +100,7 @@ def build(dataset: str, ledger: list[dict], plan: dict, context: list[dict]) -> 
               and r["selected_by"] == "valid" and int(r["seed"]) in entry["seeds"]
               and r["result_file"].startswith(entry.get("results", ""))]
         if rs:
-            scores = [valid_score(f, "hr@10") for f in (r["result_file"] for r in rs)]
+            scores = [valid_score(r["result_file"], "hr@10", r, ledger) for r in rs]
             row = group_row(entry.get("label") or f"genrec: {Path(entry['recipe']).name}", rs, planned_seeds=entry["seeds"],
                             valid_hr10=statistics.fmean(s for s in scores if s is not None) if any(scores) else None)
             genrec.append(row)

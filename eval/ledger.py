@@ -74,6 +74,12 @@ def genrec_rows(res: dict, rel: str, plan: dict) -> list[dict]:
     dataset = res.get("dataset") or DATASET_BY_USERS.get(res["users"], "unknown")
     tr = res.get("training") or {}
     config, seed = config_of(tr["command"]) if tr.get("command") else ("unknown", res.get("train_seed", 0))
+    secs = tr.get("train_seconds", "")
+    if res.get("ensemble"):  # `genrec evaluate A B`: one row, named by its members' seeds
+        seeds = res["ensemble"]["seeds"]
+        config, seed = f"ensemble of seeds {'+'.join(map(str, seeds))}: {config}", seeds[0]
+        # the members trained side by side (one core each): the machine's wall time is the longest member's
+        secs = max(m["train_seconds"] for m in res["ensemble"]["training"])
     new = res.get("ties") == "pessimistic"
     seq = res["families"]["sequential"]
     t = seq[next(k for k in seq if not k.startswith("mean_"))]
@@ -81,7 +87,7 @@ def genrec_rows(res: dict, rel: str, plan: dict) -> list[dict]:
              "selected_by": res.get("selected_by") or ("valid" if new and planned(plan, dataset, config, seed) else "test"),
              **{k: t[k] for k in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")}, "users": t["users"],
              "ties": "pessimistic" if new else "first", "converged": "",
-             "train_seconds": tr.get("train_seconds", ""), "eval_users_per_s": res.get("users_per_s", ""),
+             "train_seconds": secs, "eval_users_per_s": res.get("users_per_s", ""),
              "result_file": rel}]
 
 

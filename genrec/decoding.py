@@ -91,7 +91,11 @@ def build_trie(model: GenRecModel) -> ItemTrie:
 
 @torch.no_grad()
 def atomic_logits(model: GenRecModel, batch: dict) -> torch.Tensor:
-    """[B, I] float32 scores of every catalogue item at each prompt's answer position (one pass)."""
+    """[B, I] float32 scores of every catalogue item at each prompt's answer position (one pass).
+    An ensemble (genrec.modeling.ensemble) scores by its members' mean log-probability."""
+    members = getattr(model, "members", None)
+    if members:
+        return torch.stack([torch.log_softmax(atomic_logits(m, batch), dim=-1) for m in members]).mean(0)
     batch = on_device(batch, model.device)
     h = model.answer_hidden(batch["input_ids"], batch["attention_mask"], batch["image_feats"])
     return model.item_logits(h).float()

@@ -238,6 +238,36 @@ def test_rows_past_the_eighth_are_named_not_dropped_silently(world, monkeypatch)
     assert "Not shown (rows of eval/runs.csv): genrec: c1; genrec: c0." in md
 
 
+def test_an_ensemble_is_one_row_chosen_by_its_own_validation(world, monkeypatch):
+    """`genrec evaluate A B`: one ledger row named by its members' seeds, the longest member's training
+    time (they ran side by side), and its own validation file, not a member's, for the choice."""
+    root, ledger, headline = world
+    ens = "ensemble of seeds 0+1: adapters/r.yaml"
+    plan = {"toy": {"genrec": [{"recipe": "adapters/r.yaml", "seeds": [0, 1]},
+                               {"recipe": ens, "seeds": [0], "label": "genrec: ensemble"}]}}
+    (root / "eval" / "plan.yaml").write_text(yaml.safe_dump(plan))
+    runs = root / "eval" / "runs"
+    genrec_file(runs / "g0.json", [0] * 100 + [500] * 300, 0, "adapters/r.yaml", valid=(0.3,))
+    genrec_file(runs / "g1.json", [0] * 100 + [500] * 300, 1, "adapters/r.yaml", valid=(0.2,))
+    for split, ranks in (("test", [0] * 200 + [500] * 200), ("valid", [0] * 160 + [500] * 240)):
+        f = runs / f"ens_{split}.json"
+        genrec_file(f, ranks, 0, "adapters/r.yaml", valid=(0.3,))  # the first member's training record
+        res = json.loads(f.read_text())
+        res["split"] = split
+        res["ensemble"] = {"seeds": [0, 1], "training": [{"train_seconds": 100.0}, {"train_seconds": 150.0}]}
+        f.write_text(json.dumps(res))
+    baseline_file(runs / "s0.json", "sasrec", [0] * 100 + [99] * 300, 0)
+    out = build_headline(root, ledger, headline, monkeypatch)
+    rows = {r["result_file"]: r for r in ledger.read(root / "eval" / "runs.csv")}
+    e = rows["eval/runs/ens_test.json"]
+    assert (e["config"], e["seed"], e["selected_by"], e["train_seconds"]) == (ens, "0", "valid", "150.0")
+    assert rows["eval/runs/ens_valid.json"]["split"] == "valid"
+    table = {r["model"]: r for r in out["rows"]}
+    assert table["genrec: ensemble"]["valid_hr10"] == pytest.approx(0.4)  # 160 of 400, not the member's 0.3
+    assert table["genrec: ensemble"]["hr@10"] == pytest.approx(0.5)
+    assert out["comparison"]["genrec"] == "genrec: ensemble" and out["comparison"]["diff_hr@10"] == pytest.approx(0.25)
+
+
 def test_every_registered_configuration_is_a_recipe_genrec_train_accepts():
     """A registered row is rebuilt from its `recipe` string: a renamed key or a typo would make it unrunnable."""
     from genrec.cli.base import parse_overrides
@@ -246,7 +276,7 @@ def test_every_registered_configuration_is_a_recipe_genrec_train_accepts():
     entries = [e for ds in plan.values() if isinstance(ds, dict) for e in ds.get("genrec") or []]
     assert len(entries) >= 10
     for e in entries:
-        path, *overrides = e["recipe"].split()
+        path, *overrides = e["recipe"].split(": ")[-1].split()  # "ensemble of seeds 0+1: <recipe>" too
         recipe = load_recipe(ROOT / path, parse_overrides(overrides))
         assert e["seeds"] and all(isinstance(s, int) for s in e["seeds"]), e["recipe"]
         if "--model.layers" in overrides:

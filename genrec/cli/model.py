@@ -64,7 +64,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- evaluate
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint_pos", nargs="?", metavar="CHECKPOINT", help="checkpoint directory")
+    p.add_argument("checkpoint_pos", nargs="*", metavar="CHECKPOINT",
+                   help="checkpoint directory; two or more (one recipe, different seeds) are ranked as one "
+                        "ensemble: the mean of their log-probabilities (sequential and direct families)")
     p.add_argument("--checkpoint", help="checkpoint directory (same as CHECKPOINT)")
     p.add_argument("--data", help="prepared dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="test", choices=["test", "valid"])
@@ -99,13 +101,16 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     from genrec.files import atomic_write_text
 
     thread_policy(ns.threads)
-    ck = getattr(ns, "checkpoint_pos", None) or ns.checkpoint
-    if not ck:
+    cks = list(getattr(ns, "checkpoint_pos", None) or []) + ([ns.checkpoint] if ns.checkpoint else [])
+    if not cks:
         raise ValueError("no checkpoint given: pass CHECKPOINT or --checkpoint DIR")
+    ck = cks[0]
     fams = tuple(f.strip() for f in ns.families.split(",") if f.strip())
     bad = [f for f in fams if f not in ("sequential", "direct", "explanation")]
     if bad:
         raise ValueError(f"unknown family {bad[0]!r} (allowed: sequential, direct, explanation)")
+    if len(cks) > 1 and "explanation" in fams:
+        raise ValueError("an ensemble of checkpoints ranks items only: pass --families sequential,direct")
     if ns.users is not None and ns.users < 1:
         raise ValueError("--users must be >= 1")
     if ns.out:  # checked before the evaluation: replace only genrec's own result (and its table)
@@ -115,6 +120,10 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
         check_output_file(ns.out, is_result_file)
         check_output_file(Path(ns.out).with_suffix(".md"), lambda p: ours)
     model, ds, feats = load_checkpoint(ck, ns.data, ns.device)
+    if len(cks) > 1:
+        from genrec.modeling.ensemble import Ensemble
+        data = ns.data or str(ds.path)  # every member is checked against the first member's dataset
+        model = Ensemble([model] + [load_checkpoint(c, data, ns.device)[0] for c in cks[1:]])
     t0 = time.perf_counter()
     res = evaluate(model, ds, feats, ns.split, ns.users, fams, ns.templates,
                    ns.max_history or model.recipe.tasks.max_history, not ns.keep_history, ns.batch_size,
@@ -128,6 +137,9 @@ def cmd_evaluate(ns: argparse.Namespace) -> int:
     tr = training_record(ck)
     if tr is not None:  # the run's own summary, written by genrec train beside the checkpoint
         res["training"] = tr
+    if len(cks) > 1:  # each member's own training summary (their seeds ran side by side or one after another)
+        res["checkpoint"] = [str(c) for c in cks]
+        res["ensemble"] = {"seeds": model.seeds, "training": [training_record(c) for c in cks]}
     table = results_table(res)
     print(table)
     print(f"evaluated {res['users']} users in {res['seconds']} s, peak memory {res['peak_rss_mb']:,} MB")
